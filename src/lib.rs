@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod query;
+pub mod rpc;
 pub mod view;
 
 pub use model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp, Violation};
