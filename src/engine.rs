@@ -1,0 +1,1071 @@
+//! The shared, concurrent engine: the write path, the read path and the sharding.
+//!
+//! # Concurrency model
+//!
+//! Devices are spread over `N` shards (64 by default) by a hash of their `iotId`; a shard
+//! holds its devices, their tasks' rows, its dictionaries and its bitmaps, behind its own
+//! `parking_lot::RwLock`. A device query touches exactly one shard (plus one small pair
+//! directory shard when the device is named by product key and device name), under a read
+//! lock, so readers on different devices never share a lock word and read throughput scales
+//! with cores.
+//!
+//! Writers are serialized by one mutex that also owns the task directory (task id → row).
+//! A write takes the write lock of the one shard it changes (two, in index order, when a task
+//! moves to a device of another shard) for the microsecond it needs, so a reader sees each
+//! task wholly before or wholly after a write. A bulk load validates everything first, then
+//! applies record by record, each under its own short shard lock: readers are never blocked
+//! for more than one record's write, and may see a load half applied (each task whole).
+//!
+//! Chosen over a snapshot swap (a second copy of the store doubles memory, the first cost of
+//! this crate) and over one global lock (its lock word alone caps read scaling).
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use smallvec::SmallVec;
+
+use crate::intern::table_bytes;
+use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
+use crate::query::{DeviceRef, Query, QueryError};
+use crate::store::{DeviceIdx, InstanceId, RowIdx, Shard};
+use crate::view::TaskFields;
+
+/// Shards of a new engine: enough that 16 reader threads rarely meet on one lock word, few
+/// enough that per-shard dictionaries stay small.
+pub const DEFAULT_SHARDS: usize = 64;
+
+/// Keeps each lock on its own cache lines so that readers of neighbouring shards do not
+/// invalidate each other's lock word.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// A row or device address: shard in the low `shard_bits`, index above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Loc(u32);
+
+/// A directory entry: 32 bits of the key's hash (so the table rehashes without reading the
+/// shards, and most mismatches are refused without a lock) and the address.
+#[derive(Debug, Clone, Copy)]
+struct DirEntry {
+    hash: u32,
+    loc: Loc,
+}
+
+/// Spreads a 32-bit hash over 64 bits for hashbrown (bucket bits low, tag bits high).
+fn spread(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn fold32(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32
+}
+
+/// Task id → row, across all shards. Owned by the writer mutex: only writers look tasks up
+/// by id.
+#[derive(Default)]
+struct Directory {
+    table: HashTable<DirEntry>,
+}
+
+/// (instance, productKey, deviceName) → device, for queries by name.
+#[derive(Default)]
+struct PairShard {
+    table: HashTable<DirEntry>,
+}
+
+/// Platform instances; id 0 is the default instance (`""`), which always exists.
+struct Instances {
+    names: Vec<Box<str>>,
+    by_name: HashMap<Box<str>, InstanceId>,
+}
+
+struct Inner {
+    hasher: DefaultHashBuilder,
+    shard_bits: u32,
+    shards: Box<[Padded<RwLock<Shard>>]>,
+    pairs: Box<[Padded<RwLock<PairShard>>]>,
+    instances: RwLock<Instances>,
+    writer: Mutex<Directory>,
+}
+
+/// The in-memory task index. Cheap to clone (an `Arc`), `Send + Sync`: share one per process.
+///
+/// ```
+/// use ota_index::{Engine, Query, TaskFields};
+///
+/// let engine = Engine::new();
+/// engine.load_jsonl(br#"{"taskId":"t1","jobId":"j1","firmwareId":"f1","iotId":"dev-1","productKey":"pk1","productName":"Lamp","deviceName":"lamp-01","moduleName":"default","srcVersion":"1.0","destVersion":"1.1","taskStatus":"QUEUED","utcCreate":"2024-01-01T00:00:00Z","utcModified":"2024-01-01T00:00:00Z"}"#).unwrap();
+///
+/// let answer = engine.unfinished(&Query::by_iot_id("dev-1")).unwrap();
+/// let ids: Vec<&str> = answer.iter().map(|t| t.task_id()).collect();
+/// assert_eq!(ids, ["t1"]);
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("shards", &self.inner.shards.len())
+            .field("tasks", &self.len())
+            .finish()
+    }
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    /// A new task id: the task was added.
+    Inserted,
+    /// A known task id: the stored task was replaced.
+    Replaced,
+    /// The stored task is newer (`utcModified`): the record was dropped.
+    Stale {
+        /// The stored task's `utcModified`.
+        stored: Timestamp,
+    },
+}
+
+/// A device binding that a record contradicts (contract section 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// The record's `iotId` is bound to another (`productKey`, `deviceName`).
+    IotIdBoundTo {
+        /// The bound product key.
+        product_key: String,
+        /// The bound device name.
+        device_name: String,
+    },
+    /// The record's (`productKey`, `deviceName`) is bound to another `iotId`.
+    PairBoundTo {
+        /// The bound iotId.
+        iot_id: String,
+    },
+}
+
+/// Why a write was refused. A refused write changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// A field breaks its rule (contract section 1).
+    #[error("{0}")]
+    InvalidField(#[from] FieldError),
+    /// The record would bind a device to a second identity.
+    #[error("identity conflict: record binds iotId `{iot_id}` to (`{product_key}`, `{device_name}`), but {}", match .bound {
+        Binding::IotIdBoundTo { product_key, device_name } => format!("that iotId is bound to (`{product_key}`, `{device_name}`)"),
+        Binding::PairBoundTo { iot_id } => format!("that device is bound to iotId `{iot_id}`"),
+    })]
+    IdentityConflict {
+        /// The record's `iotId`.
+        iot_id: String,
+        /// The record's `productKey`.
+        product_key: String,
+        /// The record's `deviceName`.
+        device_name: String,
+        /// The existing binding it contradicts.
+        bound: Binding,
+    },
+    /// A shard is full (2^32 rows over all shards, or a very skewed device hash).
+    #[error("store is full: a shard cannot hold more rows or devices")]
+    CapacityExceeded,
+}
+
+impl WriteError {
+    /// The field at fault (`iotId` for identity conflicts).
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            WriteError::InvalidField(e) => Some(e.field),
+            WriteError::IdentityConflict { bound, .. } => Some(match bound {
+                Binding::IotIdBoundTo { .. } => Field::IotId,
+                Binding::PairBoundTo { .. } => Field::DeviceName,
+            }),
+            WriteError::CapacityExceeded => None,
+        }
+    }
+}
+
+/// Counts of what a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// New tasks added.
+    pub inserted: usize,
+    /// Stored tasks replaced.
+    pub replaced: usize,
+    /// Records dropped as older than the stored task.
+    pub stale: usize,
+}
+
+impl WriteSummary {
+    fn count(&mut self, outcome: UpsertOutcome) {
+        match outcome {
+            UpsertOutcome::Inserted => self.inserted += 1,
+            UpsertOutcome::Replaced => self.replaced += 1,
+            UpsertOutcome::Stale { .. } => self.stale += 1,
+        }
+    }
+}
+
+/// Bytes held by the engine, by part (heap capacity, so growth slack counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// The row columns.
+    pub rows: usize,
+    /// Task id bytes.
+    pub task_ids: usize,
+    /// Dictionaries of repeated strings and the variant tuples.
+    pub strings: usize,
+    /// Devices: records, posting lists, iotId and name bytes, the iotId index.
+    pub devices: usize,
+    /// Status, module and job bitmaps.
+    pub bitmaps: usize,
+    /// The task-id directory.
+    pub task_directory: usize,
+    /// The (productKey, deviceName) directory.
+    pub pair_directory: usize,
+}
+
+impl MemoryUsage {
+    /// All parts together.
+    pub fn total(&self) -> usize {
+        self.rows
+            + self.task_ids
+            + self.strings
+            + self.devices
+            + self.bitmaps
+            + self.task_directory
+            + self.pair_directory
+    }
+}
+
+/// A fleet-wide count: tasks of an instance by status, optionally of one module and one job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskFilter<'a> {
+    /// The instance (`None`: the default one).
+    pub instance: Option<&'a str>,
+    /// Statuses counted; empty means all seven.
+    pub statuses: StatusSet,
+    /// Only this module (ASCII case ignored).
+    pub module: Option<&'a str>,
+    /// Only this job.
+    pub job: Option<&'a str>,
+}
+
+/// Identity bindings made by earlier records of a batch that is not applied yet.
+#[derive(Default)]
+struct Overlay<'r> {
+    by_iot: HashMap<(&'r str, &'r str), (&'r str, &'r str)>,
+    by_pair: HashMap<(&'r str, &'r str, &'r str), &'r str>,
+}
+
+impl Engine {
+    /// An empty engine with [`DEFAULT_SHARDS`] shards.
+    pub fn new() -> Engine {
+        Engine::with_shards(DEFAULT_SHARDS)
+    }
+
+    /// An empty engine with `shards` shards (at least 1, at most 4096).
+    pub fn with_shards(shards: usize) -> Engine {
+        let shards = shards.clamp(1, 4096);
+        let shard_bits = usize::BITS - (shards - 1).leading_zeros();
+        let capacity = u32::MAX >> shard_bits;
+        let hasher = DefaultHashBuilder::default();
+        let mut names = Vec::new();
+        let mut by_name = HashMap::new();
+        names.push(Box::<str>::from(""));
+        by_name.insert(Box::<str>::from(""), InstanceId(0));
+        Engine {
+            inner: Arc::new(Inner {
+                shards: (0..shards)
+                    .map(|_| Padded(RwLock::new(Shard::new(hasher.clone(), capacity))))
+                    .collect(),
+                pairs: (0..shards)
+                    .map(|_| Padded(RwLock::new(PairShard::default())))
+                    .collect(),
+                instances: RwLock::new(Instances { names, by_name }),
+                writer: Mutex::new(Directory::default()),
+                shard_bits,
+                hasher,
+            }),
+        }
+    }
+
+    /// The number of shards.
+    pub fn shards(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    // ---- reads ---------------------------------------------------------------------------
+
+    /// The unfinished tasks of the query's device that pass its filters, in contract order
+    /// (`utcCreate` ascending, then `taskId` bytes), as borrowed views.
+    ///
+    /// The answer holds a read lock on the device's shard until dropped: serialize it and let
+    /// it go (writers to that shard wait meanwhile).
+    pub fn unfinished<'a>(&'a self, query: &Query<'a>) -> Result<Unfinished<'a>, QueryError> {
+        query.validate()?;
+        let instance_name = query.instance_name();
+        let instance = self.instance_for_read(instance_name)?;
+        let mut answer = Unfinished {
+            guard: None,
+            rows: SmallVec::new(),
+            instance: instance_name,
+        };
+        let Some((guard, device)) = self.locate(instance, query.device) else {
+            return Ok(answer);
+        };
+        let module = match query.module {
+            None => None,
+            Some(m) => match guard.module_key(m) {
+                Some(key) => Some(key),
+                None => return Ok(answer),
+            },
+        };
+        guard.collect_unfinished(device, module, query.effective_statuses(), &mut answer.rows);
+        answer.guard = Some(guard);
+        Ok(answer)
+    }
+
+    /// How many tasks [`Engine::unfinished`] would return, without building views.
+    pub fn count_unfinished(&self, query: &Query<'_>) -> Result<usize, QueryError> {
+        query.validate()?;
+        let instance = self.instance_for_read(query.instance_name())?;
+        let Some((guard, device)) = self.locate(instance, query.device) else {
+            return Ok(0);
+        };
+        let statuses = query.effective_statuses();
+        let module = match query.module {
+            None => None,
+            Some(m) => match guard.module_key(m) {
+                Some(key) => Some(key),
+                None => return Ok(0),
+            },
+        };
+        if module.is_none() && statuses == StatusSet::UNFINISHED {
+            return Ok(guard.device(device).unfinished.len());
+        }
+        let mut rows = SmallVec::new();
+        guard.collect_unfinished(device, module, statuses, &mut rows);
+        Ok(rows.len())
+    }
+
+    /// Counts tasks of the whole instance by status, module and job, from the bitmaps.
+    ///
+    /// ```
+    /// use ota_index::{Engine, StatusSet, TaskFilter};
+    /// let engine = Engine::new();
+    /// assert_eq!(engine.count_tasks(&TaskFilter::default()).unwrap(), 0);
+    /// ```
+    pub fn count_tasks(&self, filter: &TaskFilter<'_>) -> Result<u64, QueryError> {
+        let instance = self.instance_for_read(filter.instance.unwrap_or(""))?;
+        let statuses = if filter.statuses.is_empty() {
+            StatusSet::ALL
+        } else {
+            filter.statuses
+        };
+        Ok(self
+            .inner
+            .shards
+            .iter()
+            .map(|s| {
+                let shard = s.0.read();
+                let module = filter.module.map(|m| shard.module_key(m));
+                let job = filter.job.map(|j| shard.dict.lookup(j));
+                shard.bitmaps.count(instance, statuses, module, job)
+            })
+            .sum())
+    }
+
+    fn instance_for_read(&self, name: &str) -> Result<InstanceId, QueryError> {
+        if name.is_empty() {
+            return Ok(InstanceId(0));
+        }
+        self.inner
+            .instances
+            .read()
+            .by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| QueryError::InstanceNotFound(name.to_owned()))
+    }
+
+    fn shard_index(&self, iot: &str) -> usize {
+        let hash = self.inner.hasher.hash_one((0x5eed_u16, iot));
+        ((u128::from(hash) * self.inner.shards.len() as u128) >> 64) as usize
+    }
+
+    fn pair_hash(&self, instance: InstanceId, product_key: &str, device_name: &str) -> u32 {
+        fold32(
+            self.inner
+                .hasher
+                .hash_one((instance.0, product_key, device_name)),
+        )
+    }
+
+    fn task_hash(&self, instance: InstanceId, task_id: &str) -> u32 {
+        fold32(self.inner.hasher.hash_one((instance.0, task_id)))
+    }
+
+    fn loc(&self, shard: usize, idx: u32) -> Loc {
+        Loc(idx << self.inner.shard_bits | shard as u32)
+    }
+
+    fn unloc(&self, loc: Loc) -> (usize, u32) {
+        let mask = (1u32 << self.inner.shard_bits) - 1;
+        ((loc.0 & mask) as usize, loc.0 >> self.inner.shard_bits)
+    }
+
+    fn pair_shard(&self, hash: u32) -> usize {
+        ((u64::from(hash) * self.inner.pairs.len() as u64) >> 32) as usize
+    }
+
+    /// The shard (read-locked) and device a query names, if the device is known.
+    fn locate(
+        &self,
+        instance: InstanceId,
+        device: DeviceRef<'_>,
+    ) -> Option<(RwLockReadGuard<'_, Shard>, DeviceIdx)> {
+        match device {
+            DeviceRef::IotId(iot) => {
+                let guard = self.inner.shards[self.shard_index(iot)].0.read();
+                let d = guard.find_device(instance, iot)?;
+                Some((guard, d))
+            }
+            DeviceRef::Name {
+                product_key,
+                device_name,
+            } => {
+                let (shard, d) = self.find_pair(instance, product_key, device_name)?;
+                let guard = self.inner.shards[shard].0.read();
+                Some((guard, d))
+            }
+        }
+    }
+
+    /// The device bound to a pair: candidates from the pair directory, confirmed in their
+    /// shard (the directory keeps hashes, not strings). Never holds two locks at once.
+    fn find_pair(
+        &self,
+        instance: InstanceId,
+        product_key: &str,
+        device_name: &str,
+    ) -> Option<(usize, DeviceIdx)> {
+        let hash = self.pair_hash(instance, product_key, device_name);
+        let candidates: SmallVec<[Loc; 2]> = {
+            let dir = self.inner.pairs[self.pair_shard(hash)].0.read();
+            dir.table
+                .iter_hash(spread(hash))
+                .filter(|e| e.hash == hash)
+                .map(|e| e.loc)
+                .collect()
+        };
+        candidates.into_iter().find_map(|loc| {
+            let (shard, idx) = self.unloc(loc);
+            let d = DeviceIdx(idx);
+            let guard = self.inner.shards[shard].0.read();
+            let found = d.idx() < guard.devices.len()
+                && guard.device_is(d, instance, product_key, device_name);
+            found.then_some((shard, d))
+        })
+    }
+
+    /// The stored task `task_id` of `instance`, copied.
+    pub fn get(&self, instance: &str, task_id: &str) -> Option<TaskRecord> {
+        let inst = self.instance_for_read(instance).ok()?;
+        let dir = self.inner.writer.lock();
+        let loc = self.find_task(&dir, inst, task_id)?;
+        let (shard, row) = self.unloc(loc);
+        let guard = self.inner.shards[shard].0.read();
+        let view = TaskView {
+            shard: &guard,
+            row: RowIdx(row),
+            instance,
+        };
+        Some(view.to_record())
+    }
+
+    /// Every stored task (finished ones too), copied, in no particular order. For tests,
+    /// dumps and fleet-wide exports; takes each shard's read lock in turn.
+    pub fn tasks(&self) -> Vec<TaskRecord> {
+        let names: Vec<Box<str>> = self.inner.instances.read().names.clone();
+        let mut out = Vec::with_capacity(self.len());
+        for s in self.inner.shards.iter() {
+            let shard = s.0.read();
+            for row in shard.rows() {
+                let instance = names
+                    .get(shard.row_instance(row).idx())
+                    .map_or("", |n| &**n);
+                out.push(
+                    TaskView {
+                        shard: &shard,
+                        row,
+                        instance,
+                    }
+                    .to_record(),
+                );
+            }
+        }
+        out
+    }
+
+    /// The number of stored tasks, finished ones included.
+    pub fn len(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.0.read().live_rows())
+            .sum()
+    }
+
+    /// True when no task is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of devices ever bound (bindings outlive their tasks).
+    pub fn device_count(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.0.read().devices.len())
+            .sum()
+    }
+
+    /// The instances the store holds, the default one (`""`) first.
+    pub fn instances(&self) -> Vec<String> {
+        self.inner
+            .instances
+            .read()
+            .names
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    // ---- writes --------------------------------------------------------------------------
+
+    /// Adds or replaces one task (contract section 2): a new task id adds, a known one
+    /// replaces unless the stored task has a newer `utcModified`.
+    ///
+    /// ```
+    /// # use ota_index::{Engine, TaskRecord, TaskStatus, Timestamp, UpsertOutcome};
+    /// # let t = |s| Timestamp::parse(s).unwrap();
+    /// # let mut task = TaskRecord { task_id: "t1".into(), job_id: "j1".into(), firmware_id: "f1".into(), iot_id: "dev-1".into(), product_key: "pk1".into(), product_name: "Lamp".into(), device_name: "lamp-01".into(), module_name: "default".into(), src_version: "1.0".into(), dest_version: "1.1".into(), status: TaskStatus::Queued, utc_create: t("2024-01-01T00:00:00Z"), utc_modified: t("2024-01-01T00:00:00Z"), iot_instance_id: String::new() };
+    /// let engine = Engine::new();
+    /// assert_eq!(engine.upsert(&task), Ok(UpsertOutcome::Inserted));
+    /// task.status = TaskStatus::Succeeded;
+    /// task.utc_modified = t("2024-01-02T00:00:00Z");
+    /// assert_eq!(engine.upsert(&task), Ok(UpsertOutcome::Replaced));
+    /// task.status = TaskStatus::Queued; // a replayed, older event
+    /// task.utc_modified = t("2024-01-01T00:00:00Z");
+    /// assert!(matches!(engine.upsert(&task), Ok(UpsertOutcome::Stale { .. })));
+    /// ```
+    pub fn upsert(&self, record: &TaskRecord) -> Result<UpsertOutcome, WriteError> {
+        self.upsert_ref(&record.as_ref())
+    }
+
+    /// [`Engine::upsert`] for a borrowed record.
+    pub fn upsert_ref(&self, record: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
+        record.validate()?;
+        let mut dir = self.inner.writer.lock();
+        self.check_identity(record, None)?;
+        self.check_capacity(std::iter::once(record.iot_id))?;
+        self.apply(&mut dir, record)
+    }
+
+    /// Applies records in order, all or nothing: every record is validated and checked for
+    /// identity conflicts (against the store and the batch's earlier records) before the
+    /// first is applied. On error, the index of the record at fault and nothing changed.
+    pub fn write_batch(
+        &self,
+        records: &[RecordRef<'_>],
+    ) -> Result<WriteSummary, (usize, WriteError)> {
+        self.write_batch_by(records.len(), |i| records[i])
+    }
+
+    /// [`Engine::write_batch`] over records made on demand by `get(0..n)` (the bulk loader
+    /// keeps them compact and builds each view twice rather than holding them all).
+    pub(crate) fn write_batch_by<'r>(
+        &self,
+        n: usize,
+        get: impl Fn(usize) -> RecordRef<'r>,
+    ) -> Result<WriteSummary, (usize, WriteError)> {
+        for i in 0..n {
+            get(i).validate().map_err(|e| (i, WriteError::from(e)))?;
+        }
+        let mut dir = self.inner.writer.lock();
+        let mut overlay = Overlay::default();
+        for i in 0..n {
+            self.check_identity(&get(i), Some(&mut overlay))
+                .map_err(|e| (i, e))?;
+        }
+        drop(overlay);
+        self.check_capacity((0..n).map(|i| get(i).iot_id))
+            .map_err(|e| (0, e))?;
+        if n >= 1024 {
+            self.reserve((0..n).map(&get));
+            dir.table.reserve(n, |e| spread(e.hash));
+        }
+        let mut summary = WriteSummary::default();
+        for i in 0..n {
+            // Cannot fail: identity and capacity were checked above with the writer lock held.
+            summary.count(self.apply(&mut dir, &get(i)).map_err(|e| (i, e))?);
+        }
+        Ok(summary)
+    }
+
+    /// Deletes task `task_id` of `instance` outright; `Ok(false)` when there is none.
+    pub fn remove(&self, instance: &str, task_id: &str) -> Result<bool, WriteError> {
+        Field::TaskId
+            .check(task_id)
+            .map_err(|v| FieldError::new(Field::TaskId, v))?;
+        Field::IotInstanceId
+            .check(instance)
+            .map_err(|v| FieldError::new(Field::IotInstanceId, v))?;
+        let Ok(inst) = self.instance_for_read(instance) else {
+            return Ok(false);
+        };
+        let mut dir = self.inner.writer.lock();
+        let hash = self.task_hash(inst, task_id);
+        let Some(loc) = self.find_task(&dir, inst, task_id) else {
+            return Ok(false);
+        };
+        let (shard, row) = self.unloc(loc);
+        self.inner.shards[shard].0.write().remove_task(RowIdx(row));
+        if let Ok(entry) = dir
+            .table
+            .find_entry(spread(hash), |e| e.hash == hash && e.loc == loc)
+        {
+            entry.remove();
+        }
+        Ok(true)
+    }
+
+    /// Releases growth slack in every column (after a bulk load of a fleet).
+    pub fn shrink_to_fit(&self) {
+        let mut dir = self.inner.writer.lock();
+        dir.table.shrink_to_fit(|e| spread(e.hash));
+        for s in self.inner.shards.iter() {
+            s.0.write().shrink_to_fit();
+        }
+        for p in self.inner.pairs.iter() {
+            p.0.write().table.shrink_to_fit(|e| spread(e.hash));
+        }
+    }
+
+    fn find_task(&self, dir: &Directory, instance: InstanceId, task_id: &str) -> Option<Loc> {
+        let hash = self.task_hash(instance, task_id);
+        dir.table
+            .find(spread(hash), |e| {
+                e.hash == hash && {
+                    let (shard, row) = self.unloc(e.loc);
+                    let guard = self.inner.shards[shard].0.read();
+                    let row = RowIdx(row);
+                    guard.row_is_live(row)
+                        && guard.row_instance(row) == instance
+                        && guard.row_key(row) == task_id
+                }
+            })
+            .map(|e| e.loc)
+    }
+
+    /// Refuses a record that would bind a device to a second identity (contract section 1).
+    /// With an overlay, bindings of earlier records of the batch count too, and this record's
+    /// new binding is added to it.
+    fn check_identity<'r>(
+        &self,
+        rec: &RecordRef<'r>,
+        overlay: Option<&mut Overlay<'r>>,
+    ) -> Result<(), WriteError> {
+        let conflict = |bound| WriteError::IdentityConflict {
+            iot_id: rec.iot_id.to_owned(),
+            product_key: rec.product_key.to_owned(),
+            device_name: rec.device_name.to_owned(),
+            bound,
+        };
+        let instance = self
+            .inner
+            .instances
+            .read()
+            .by_name
+            .get(rec.iot_instance_id)
+            .copied();
+        if let Some(inst) = instance {
+            let guard = self.inner.shards[self.shard_index(rec.iot_id)].0.read();
+            if let Some(d) = guard.find_device(inst, rec.iot_id) {
+                if guard.device_is(d, inst, rec.product_key, rec.device_name) {
+                    return Ok(());
+                }
+                return Err(conflict(Binding::IotIdBoundTo {
+                    product_key: guard.device_product_key(d).to_owned(),
+                    device_name: guard.device_name(d).to_owned(),
+                }));
+            }
+            drop(guard);
+            if let Some((shard, d)) = self.find_pair(inst, rec.product_key, rec.device_name) {
+                let guard = self.inner.shards[shard].0.read();
+                return Err(conflict(Binding::PairBoundTo {
+                    iot_id: guard.device_iot(d).to_owned(),
+                }));
+            }
+        }
+        // A device the store does not know: check the batch's own new bindings.
+        let Some(overlay) = overlay else {
+            return Ok(());
+        };
+        let inst = rec.iot_instance_id;
+        if let Some(&(pk, dn)) = overlay.by_iot.get(&(inst, rec.iot_id)) {
+            if (pk, dn) != (rec.product_key, rec.device_name) {
+                return Err(conflict(Binding::IotIdBoundTo {
+                    product_key: pk.to_owned(),
+                    device_name: dn.to_owned(),
+                }));
+            }
+            return Ok(());
+        }
+        if let Some(&iot) = overlay
+            .by_pair
+            .get(&(inst, rec.product_key, rec.device_name))
+        {
+            return Err(conflict(Binding::PairBoundTo {
+                iot_id: iot.to_owned(),
+            }));
+        }
+        overlay
+            .by_iot
+            .insert((inst, rec.iot_id), (rec.product_key, rec.device_name));
+        overlay
+            .by_pair
+            .insert((inst, rec.product_key, rec.device_name), rec.iot_id);
+        Ok(())
+    }
+
+    /// Refuses a batch that could overfill a shard (counting every record as new), so that
+    /// capacity never fails half-way through a batch.
+    fn check_capacity<'r>(&self, iot_ids: impl Iterator<Item = &'r str>) -> Result<(), WriteError> {
+        let mut per_shard = vec![0usize; self.inner.shards.len()];
+        for iot in iot_ids {
+            per_shard[self.shard_index(iot)] += 1;
+        }
+        let capacity = (u32::MAX >> self.inner.shard_bits) as usize;
+        for (shard, n) in per_shard.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+            let guard = self.inner.shards[shard].0.read();
+            let used = guard.live_rows().max(guard.devices.len());
+            if used + n > capacity {
+                return Err(WriteError::CapacityExceeded);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sizes columns for a large batch, so they grow once, exactly.
+    fn reserve<'r>(&self, records: impl Iterator<Item = RecordRef<'r>>) {
+        let mut per_shard = vec![(0usize, 0usize); self.inner.shards.len()];
+        for r in records {
+            let e = &mut per_shard[self.shard_index(r.iot_id)];
+            e.0 += 1;
+            e.1 += r.task_id.len() + 1;
+        }
+        for (shard, (rows, bytes)) in per_shard.into_iter().enumerate() {
+            self.inner.shards[shard].0.write().reserve(rows, bytes);
+        }
+    }
+
+    fn instance_for_write(&self, name: &str) -> InstanceId {
+        if let Some(&id) = self.inner.instances.read().by_name.get(name) {
+            return id;
+        }
+        let mut instances = self.inner.instances.write();
+        let id = InstanceId(instances.names.len() as u32);
+        instances.names.push(name.into());
+        instances.by_name.insert(name.into(), id);
+        id
+    }
+
+    /// Applies one validated, identity-checked record. Called with the writer lock held.
+    fn apply(&self, dir: &mut Directory, rec: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
+        let instance = self.instance_for_write(rec.iot_instance_id);
+        let old = self.find_task(dir, instance, rec.task_id);
+        if let Some(loc) = old {
+            let (shard, row) = self.unloc(loc);
+            let stored = self.inner.shards[shard].0.read().row_modified(RowIdx(row));
+            if stored > rec.utc_modified {
+                return Ok(UpsertOutcome::Stale { stored });
+            }
+        }
+        let target = self.shard_index(rec.iot_id);
+        let (device, new_device) = {
+            let guard = self.inner.shards[target].0.read();
+            match guard.find_device(instance, rec.iot_id) {
+                Some(d) => (d, false),
+                None => {
+                    drop(guard);
+                    let d = self.inner.shards[target]
+                        .0
+                        .write()
+                        .add_device(instance, rec.iot_id, rec.product_key, rec.device_name)
+                        .ok_or(WriteError::CapacityExceeded)?;
+                    (d, true)
+                }
+            }
+        };
+        if new_device {
+            let hash = self.pair_hash(instance, rec.product_key, rec.device_name);
+            let entry = DirEntry {
+                hash,
+                loc: self.loc(target, device.0),
+            };
+            self.inner.pairs[self.pair_shard(hash)]
+                .0
+                .write()
+                .table
+                .insert_unique(spread(hash), entry, |e| spread(e.hash));
+        }
+        let task_hash = self.task_hash(instance, rec.task_id);
+        match old {
+            Some(loc) => {
+                let (shard, row) = self.unloc(loc);
+                if shard == target {
+                    self.inner.shards[target]
+                        .0
+                        .write()
+                        .replace_task(RowIdx(row), device, rec);
+                } else {
+                    // Move between shards: hold both write locks so no reader sees the task
+                    // in neither or both devices.
+                    let (first, second) = (shard.min(target), shard.max(target));
+                    let mut a = self.inner.shards[first].0.write();
+                    let mut b = self.inner.shards[second].0.write();
+                    let (from, to) = if shard == first {
+                        (&mut a, &mut b)
+                    } else {
+                        (&mut b, &mut a)
+                    };
+                    let new_row = to
+                        .insert_task(device, rec)
+                        .ok_or(WriteError::CapacityExceeded)?;
+                    from.remove_task(RowIdx(row));
+                    let new_loc = self.loc(target, new_row.0);
+                    if let Some(e) = dir
+                        .table
+                        .find_mut(spread(task_hash), |e| e.hash == task_hash && e.loc == loc)
+                    {
+                        e.loc = new_loc;
+                    }
+                }
+                Ok(UpsertOutcome::Replaced)
+            }
+            None => {
+                let row = self.inner.shards[target]
+                    .0
+                    .write()
+                    .insert_task(device, rec)
+                    .ok_or(WriteError::CapacityExceeded)?;
+                let entry = DirEntry {
+                    hash: task_hash,
+                    loc: self.loc(target, row.0),
+                };
+                dir.table
+                    .insert_unique(spread(task_hash), entry, |e| spread(e.hash));
+                Ok(UpsertOutcome::Inserted)
+            }
+        }
+    }
+
+    // ---- accounting and checks -----------------------------------------------------------
+
+    /// Bytes held, by part.
+    pub fn memory_usage(&self) -> MemoryUsage {
+        let mut m = MemoryUsage {
+            task_directory: table_bytes(&self.inner.writer.lock().table),
+            ..MemoryUsage::default()
+        };
+        for s in self.inner.shards.iter() {
+            s.0.read().memory(&mut m);
+        }
+        m.pair_directory = self
+            .inner
+            .pairs
+            .iter()
+            .map(|p| table_bytes(&p.0.read().table))
+            .sum();
+        m
+    }
+
+    /// Checks every invariant between columns, dictionaries, indexes and directories; the
+    /// first broken one, described. Stops writers while it runs. For tests and fuzzing.
+    #[doc(hidden)]
+    pub fn internal_validate(&self) -> Result<(), String> {
+        let dir = self.inner.writer.lock();
+        let instances = self.inner.instances.read().names.len();
+        let mut live = 0usize;
+        let mut pairs = HashMap::new();
+        for (si, s) in self.inner.shards.iter().enumerate() {
+            let shard = s.0.read();
+            shard.validate().map_err(|e| format!("shard {si}: {e}"))?;
+            live += shard.live_rows();
+            for (di, dev) in shard.devices.iter().enumerate() {
+                let d = DeviceIdx(di as u32);
+                if dev.instance.idx() >= instances {
+                    return Err(format!("device {di} of shard {si} has an unknown instance"));
+                }
+                if self.shard_index(shard.device_iot(d)) != si {
+                    return Err(format!("device {di} is in the wrong shard {si}"));
+                }
+                let key = (
+                    dev.instance,
+                    shard.device_product_key(d).to_owned(),
+                    shard.device_name(d).to_owned(),
+                );
+                if pairs.insert(key, (si, d)).is_some() {
+                    return Err(format!("two devices share the pair of device {di}"));
+                }
+            }
+            for row in shard.rows() {
+                let inst = shard.row_instance(row);
+                let key = shard.row_key(row);
+                drop_then_check(self.find_task(&dir, inst, key), self.loc(si, row.0))
+                    .map_err(|e| format!("task {key:?}: {e}"))?;
+            }
+        }
+        if dir.table.len() != live {
+            return Err(format!(
+                "directory holds {} tasks, shards {live}",
+                dir.table.len()
+            ));
+        }
+        let pair_entries: usize = self.inner.pairs.iter().map(|p| p.0.read().table.len()).sum();
+        if pair_entries != pairs.len() {
+            return Err(format!(
+                "pair directory holds {pair_entries} entries for {} devices",
+                pairs.len()
+            ));
+        }
+        for ((inst, pk, dn), (si, d)) in &pairs {
+            if self.find_pair(*inst, pk, dn) != Some((*si, *d)) {
+                return Err(format!("pair ({pk}, {dn}) does not resolve to its device"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn drop_then_check(found: Option<Loc>, want: Loc) -> Result<(), String> {
+    match found {
+        Some(loc) if loc == want => Ok(()),
+        Some(loc) => Err(format!("directory points to {loc:?}, row is at {want:?}")),
+        None => Err("missing from the directory".into()),
+    }
+}
+
+/// The answer to a device query: the matching rows of one shard, read-locked while it lives.
+pub struct Unfinished<'a> {
+    guard: Option<RwLockReadGuard<'a, Shard>>,
+    rows: SmallVec<[RowIdx; 8]>,
+    instance: &'a str,
+}
+
+impl<'a> Unfinished<'a> {
+    /// The number of tasks in the answer.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when the answer is the empty list.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The tasks, in contract order.
+    pub fn iter(&self) -> impl Iterator<Item = TaskView<'_>> + '_ {
+        self.guard.as_deref().into_iter().flat_map(move |shard| {
+            self.rows.iter().map(move |&row| TaskView {
+                shard,
+                row,
+                instance: self.instance,
+            })
+        })
+    }
+}
+
+impl std::fmt::Debug for Unfinished<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|t| t.task_id().to_owned()))
+            .finish()
+    }
+}
+
+/// One task, read straight from the columns: every accessor borrows, nothing is copied.
+#[derive(Clone, Copy)]
+pub struct TaskView<'a> {
+    shard: &'a Shard,
+    row: RowIdx,
+    instance: &'a str,
+}
+
+impl std::fmt::Debug for TaskView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskView")
+            .field("task_id", &self.task_id())
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> TaskFields for TaskView<'a> {
+    fn task_id(&self) -> &str {
+        self.shard.row_key(self.row)
+    }
+    fn job_id(&self) -> &str {
+        self.shard.dict.get(self.shard.row_variant(self.row).job)
+    }
+    fn firmware_id(&self) -> &str {
+        self.shard.dict.get(self.shard.row_variant(self.row).firmware)
+    }
+    fn iot_id(&self) -> &str {
+        self.shard.device_iot(self.shard.row_device(self.row))
+    }
+    fn product_key(&self) -> &str {
+        self.shard
+            .device_product_key(self.shard.row_device(self.row))
+    }
+    fn product_name(&self) -> &str {
+        self.shard
+            .dict
+            .get(self.shard.row_variant(self.row).product_name)
+    }
+    fn device_name(&self) -> &str {
+        self.shard.device_name(self.shard.row_device(self.row))
+    }
+    fn module_name(&self) -> &str {
+        self.shard.dict.get(self.shard.row_variant(self.row).module)
+    }
+    fn src_version(&self) -> &str {
+        self.shard.dict.get(self.shard.row_variant(self.row).src)
+    }
+    fn dest_version(&self) -> &str {
+        self.shard.dict.get(self.shard.row_variant(self.row).dest)
+    }
+    fn status(&self) -> TaskStatus {
+        self.shard.row_status(self.row)
+    }
+    fn utc_create(&self) -> Timestamp {
+        self.shard.row_created(self.row)
+    }
+    fn utc_modified(&self) -> Timestamp {
+        self.shard.row_modified(self.row)
+    }
+    fn iot_instance_id(&self) -> &str {
+        self.instance
+    }
+}

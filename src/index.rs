@@ -1,0 +1,171 @@
+//! Fleet-wide indexes of a shard: roaring bitmaps of rows per (instance, status), per
+//! (instance, module) and per (instance, job).
+//!
+//! A device owns a handful of tasks, so the device query walks the device's posting list
+//! (see [`Shard::collect_unfinished`](crate::store::Shard)); these bitmaps serve the sets that
+//! are large — every task of a module, a job, a status — and the counts over them
+//! ([`Engine::count_tasks`](crate::Engine::count_tasks)), computed with `intersection_len`
+//! without materialising anything.
+
+use hashbrown::HashMap;
+use roaring::RoaringBitmap;
+
+use crate::intern::Sym;
+use crate::model::{StatusSet, TaskStatus};
+use crate::store::{InstanceId, RowIdx, Shard};
+
+/// The bitmaps of one shard. Invariant: every live row is in exactly one status bitmap, one
+/// module bitmap and one job bitmap, all of its own instance; no bitmap in a map is empty.
+#[derive(Default)]
+pub(crate) struct Bitmaps {
+    /// `status[instance][status]`.
+    status: Vec<[RoaringBitmap; 7]>,
+    /// Keyed by the case-folded module name.
+    module: HashMap<(InstanceId, Sym), RoaringBitmap>,
+    job: HashMap<(InstanceId, Sym), RoaringBitmap>,
+}
+
+impl Bitmaps {
+    pub(crate) fn insert(
+        &mut self,
+        instance: InstanceId,
+        status: TaskStatus,
+        module: Sym,
+        job: Sym,
+        row: u32,
+    ) {
+        if self.status.len() <= instance.idx() {
+            self.status.resize_with(instance.idx() + 1, Default::default);
+        }
+        self.status[instance.idx()][status as usize].insert(row);
+        self.module.entry((instance, module)).or_default().insert(row);
+        self.job.entry((instance, job)).or_default().insert(row);
+    }
+
+    pub(crate) fn remove(
+        &mut self,
+        instance: InstanceId,
+        status: TaskStatus,
+        module: Sym,
+        job: Sym,
+        row: u32,
+    ) {
+        if let Some(set) = self.status.get_mut(instance.idx()) {
+            set[status as usize].remove(row);
+        }
+        for (map, key) in [(&mut self.module, module), (&mut self.job, job)] {
+            if let Some(bitmap) = map.get_mut(&(instance, key)) {
+                bitmap.remove(row);
+                if bitmap.is_empty() {
+                    map.remove(&(instance, key));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn module(&self, instance: InstanceId, module: Sym) -> Option<&RoaringBitmap> {
+        self.module.get(&(instance, module))
+    }
+
+    pub(crate) fn job(&self, instance: InstanceId, job: Sym) -> Option<&RoaringBitmap> {
+        self.job.get(&(instance, job))
+    }
+
+    /// How many rows of `instance` are in one of `statuses` and, when given, in the module and
+    /// the job. Smallest set first; `intersection_len` counts without building the result.
+    pub(crate) fn count(
+        &self,
+        instance: InstanceId,
+        statuses: StatusSet,
+        module: Option<Option<Sym>>,
+        job: Option<Option<Sym>>,
+    ) -> u64 {
+        let Some(by_status) = self.status.get(instance.idx()) else {
+            return 0;
+        };
+        // `Some(None)`: a filter naming a value this shard never saw: nothing matches.
+        let module = match module {
+            Some(Some(m)) => match self.module(instance, m) {
+                Some(b) => Some(b),
+                None => return 0,
+            },
+            Some(None) => return 0,
+            None => None,
+        };
+        let job = match job {
+            Some(Some(j)) => match self.job(instance, j) {
+                Some(b) => Some(b),
+                None => return 0,
+            },
+            Some(None) => return 0,
+            None => None,
+        };
+        let mut filters: Vec<&RoaringBitmap> = module.into_iter().chain(job).collect();
+        filters.sort_by_key(|b| b.len());
+        let mut total = 0;
+        for status in statuses.iter() {
+            let set = &by_status[status as usize];
+            total += match filters.as_slice() {
+                [] => set.len(),
+                [one] => one.intersection_len(set),
+                [small, large] => {
+                    let both = *small & *large;
+                    both.intersection_len(set)
+                }
+                _ => unreachable_filters(),
+            };
+        }
+        total
+    }
+
+    /// Approximate heap bytes (roaring's serialized size is within a few bytes of its heap).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let per_entry = std::mem::size_of::<((InstanceId, Sym), RoaringBitmap)>() + 1;
+        self.status
+            .iter()
+            .flatten()
+            .map(|b| b.serialized_size() + std::mem::size_of::<RoaringBitmap>())
+            .sum::<usize>()
+            + self
+                .module
+                .values()
+                .chain(self.job.values())
+                .map(|b| b.serialized_size() + per_entry)
+                .sum::<usize>()
+    }
+
+    pub(crate) fn validate(&self, shard: &Shard) -> Result<(), String> {
+        let live = shard.live_rows() as u64;
+        let status_total: u64 = self.status.iter().flatten().map(|b| b.len()).sum();
+        let module_total: u64 = self.module.values().map(|b| b.len()).sum();
+        let job_total: u64 = self.job.values().map(|b| b.len()).sum();
+        if status_total != live || module_total != live || job_total != live {
+            return Err(format!(
+                "bitmaps hold {status_total}/{module_total}/{job_total} rows for {live} live rows"
+            ));
+        }
+        if self.module.values().chain(self.job.values()).any(|b| b.is_empty()) {
+            return Err("an empty bitmap is kept".into());
+        }
+        for r in shard.rows() {
+            let instance = shard.row_instance(r);
+            let v = shard.row_variant(r);
+            let in_status = self
+                .status
+                .get(instance.idx())
+                .is_some_and(|s| s[shard.row_status(r) as usize].contains(r.0));
+            let in_module = self.module(instance, v.module_fold).is_some_and(|b| b.contains(r.0));
+            let in_job = self.job(instance, v.job).is_some_and(|b| b.contains(r.0));
+            if !(in_status && in_module && in_job) {
+                return Err(format!("row {:?} missing from its bitmaps", RowIdx(r.0)));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cold]
+fn unreachable_filters() -> u64 {
+    // At most two filters (module, job) are ever collected above.
+    0
+}

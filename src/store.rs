@@ -1,0 +1,774 @@
+//! One shard of the columnar store: the rows of the tasks whose devices hash to this shard,
+//! their devices, dictionaries and indexes. A shard knows nothing of locks; the
+//! [`Engine`](crate::Engine) wraps each in its own `RwLock`.
+//!
+//! Layout of a task (one row), 29 bytes in six columns plus its id in the key slab:
+//!
+//! | column | type | note |
+//! |---|---|---|
+//! | `key` | [`SlabRef`] | the task id's bytes in `keys` |
+//! | `device` | [`DeviceIdx`] | device-level fields (iotId, productKey, deviceName) live there |
+//! | `variant` | [`VariantId`] | the tuple (job, firmware, product name, module, src, dest), interned |
+//! | `status` | `u8` | [`TaskStatus`] as a byte, [`FREE_ROW`] when the row is free |
+//! | `created`, `modified` | `i64` | epoch milliseconds |
+//!
+//! The tasks of one job share their firmware, module, product name and target version, and
+//! mostly a handful of source versions, so the six strings of a task cost one `u32` per row.
+
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use roaring::RoaringBitmap;
+use smallvec::SmallVec;
+
+use crate::index::Bitmaps;
+use crate::intern::{table_bytes, ByteSlab, Interner, SlabRef, Sym};
+use crate::model::{RecordRef, StatusSet, TaskStatus, Timestamp};
+
+/// Marks a free row in the `status` column.
+pub(crate) const FREE_ROW: u8 = u8::MAX;
+
+/// Longest module name (field rule), so case folding fits a stack buffer.
+const MODULE_MAX: usize = 64;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub(crate) struct $name(pub(crate) u32);
+        impl $name {
+            pub(crate) fn idx(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A row of a shard.
+    RowIdx
+);
+id_type!(
+    /// A device of a shard. Devices are never removed (bindings last as long as the store).
+    DeviceIdx
+);
+id_type!(
+    /// An interned (job, firmware, product name, module, src, dest) tuple of a shard.
+    VariantId
+);
+id_type!(
+    /// A platform instance of the engine; 0 is the default instance.
+    InstanceId
+);
+
+/// The shared strings of a task, interned once per distinct tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Variant {
+    pub(crate) job: Sym,
+    pub(crate) firmware: Sym,
+    pub(crate) product_name: Sym,
+    /// The stored spelling, echoed in answers.
+    pub(crate) module: Sym,
+    /// The ASCII-lower-case spelling, matched by queries.
+    pub(crate) module_fold: Sym,
+    pub(crate) src: Sym,
+    pub(crate) dest: Sym,
+}
+
+struct VariantSlot {
+    variant: Variant,
+    /// Rows using this variant; freed (and its strings released) at zero.
+    refs: u32,
+}
+
+/// A device: its identity and its unfinished tasks.
+pub(crate) struct Device {
+    pub(crate) iot: SlabRef,
+    pub(crate) name: SlabRef,
+    pub(crate) product_key: Sym,
+    pub(crate) instance: InstanceId,
+    /// The device's unfinished rows, sorted by (`utcCreate`, `taskId` bytes): the answer's
+    /// order, so a query never sorts. Inline up to four rows: most devices have 1–4 tasks.
+    pub(crate) unfinished: SmallVec<[RowIdx; 4]>,
+}
+
+/// One shard: columns, dictionaries, devices and indexes.
+pub(crate) struct Shard {
+    hasher: DefaultHashBuilder,
+    pub(crate) dict: Interner,
+    variants: Vec<VariantSlot>,
+    variant_free: Vec<u32>,
+    /// Variant tuple → id.
+    variant_table: HashTable<u32>,
+    /// Task id bytes.
+    keys: ByteSlab,
+    row_key: Vec<SlabRef>,
+    row_device: Vec<DeviceIdx>,
+    row_variant: Vec<VariantId>,
+    /// A [`TaskStatus`] byte, or [`FREE_ROW`].
+    row_status: Vec<u8>,
+    row_created: Vec<i64>,
+    row_modified: Vec<i64>,
+    free_rows: Vec<u32>,
+    pub(crate) devices: Vec<Device>,
+    /// iotId and deviceName bytes of the devices (never freed: devices are permanent).
+    device_strs: ByteSlab,
+    /// (instance, iotId) → device.
+    by_iot: HashTable<u32>,
+    pub(crate) bitmaps: Bitmaps,
+    /// Most rows (and devices) this shard may hold, from the engine's id packing.
+    capacity: u32,
+}
+
+impl Shard {
+    pub(crate) fn new(hasher: DefaultHashBuilder, capacity: u32) -> Shard {
+        Shard {
+            dict: Interner::new(hasher.clone()),
+            hasher,
+            variants: Vec::new(),
+            variant_free: Vec::new(),
+            variant_table: HashTable::new(),
+            keys: ByteSlab::default(),
+            row_key: Vec::new(),
+            row_device: Vec::new(),
+            row_variant: Vec::new(),
+            row_status: Vec::new(),
+            row_created: Vec::new(),
+            row_modified: Vec::new(),
+            free_rows: Vec::new(),
+            devices: Vec::new(),
+            device_strs: ByteSlab::default(),
+            by_iot: HashTable::new(),
+            bitmaps: Bitmaps::default(),
+            capacity,
+        }
+    }
+
+    // ---- devices -------------------------------------------------------------------------
+
+    fn iot_hash(&self, instance: InstanceId, iot: &str) -> u64 {
+        self.hasher.hash_one((instance.0, iot))
+    }
+
+    pub(crate) fn find_device(&self, instance: InstanceId, iot: &str) -> Option<DeviceIdx> {
+        let hash = self.iot_hash(instance, iot);
+        self.by_iot
+            .find(hash, |&d| {
+                let dev = &self.devices[d as usize];
+                dev.instance == instance && self.device_strs.get(dev.iot) == iot
+            })
+            .map(|&d| DeviceIdx(d))
+    }
+
+    /// Adds a device; `None` when the shard is full.
+    pub(crate) fn add_device(
+        &mut self,
+        instance: InstanceId,
+        iot: &str,
+        product_key: &str,
+        device_name: &str,
+    ) -> Option<DeviceIdx> {
+        if self.devices.len() >= self.capacity as usize {
+            return None;
+        }
+        let idx = self.devices.len() as u32;
+        let iot_ref = self.device_strs.alloc(iot)?;
+        let name = self.device_strs.alloc(device_name)?;
+        let product_key = self.dict.intern(product_key);
+        self.devices.push(Device {
+            iot: iot_ref,
+            name,
+            product_key,
+            instance,
+            unfinished: SmallVec::new(),
+        });
+        let hash = self.iot_hash(instance, iot);
+        let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
+        self.by_iot.insert_unique(hash, idx, |&d| {
+            let dev = &devices[d as usize];
+            hasher.hash_one((dev.instance.0, strs.get(dev.iot)))
+        });
+        Some(DeviceIdx(idx))
+    }
+
+    pub(crate) fn device(&self, d: DeviceIdx) -> &Device {
+        &self.devices[d.idx()]
+    }
+
+    pub(crate) fn device_iot(&self, d: DeviceIdx) -> &str {
+        self.device_strs.get(self.devices[d.idx()].iot)
+    }
+
+    pub(crate) fn device_name(&self, d: DeviceIdx) -> &str {
+        self.device_strs.get(self.devices[d.idx()].name)
+    }
+
+    pub(crate) fn device_product_key(&self, d: DeviceIdx) -> &str {
+        self.dict.get(self.devices[d.idx()].product_key)
+    }
+
+    /// True when device `d` is the pair (`product_key`, `device_name`) of `instance`.
+    pub(crate) fn device_is(
+        &self,
+        d: DeviceIdx,
+        instance: InstanceId,
+        product_key: &str,
+        device_name: &str,
+    ) -> bool {
+        let dev = &self.devices[d.idx()];
+        dev.instance == instance
+            && self.device_strs.get(dev.name) == device_name
+            && self.dict.get(dev.product_key) == product_key
+    }
+
+    // ---- rows ----------------------------------------------------------------------------
+
+    pub(crate) fn row_is_live(&self, r: RowIdx) -> bool {
+        self.row_status.get(r.idx()).is_some_and(|&s| s != FREE_ROW)
+    }
+
+    pub(crate) fn row_key(&self, r: RowIdx) -> &str {
+        self.keys.get(self.row_key[r.idx()])
+    }
+
+    pub(crate) fn row_device(&self, r: RowIdx) -> DeviceIdx {
+        self.row_device[r.idx()]
+    }
+
+    pub(crate) fn row_instance(&self, r: RowIdx) -> InstanceId {
+        self.devices[self.row_device[r.idx()].idx()].instance
+    }
+
+    pub(crate) fn row_variant(&self, r: RowIdx) -> &Variant {
+        &self.variants[self.row_variant[r.idx()].idx()].variant
+    }
+
+    pub(crate) fn row_status(&self, r: RowIdx) -> TaskStatus {
+        TaskStatus::from_u8(self.row_status[r.idx()]).unwrap_or(TaskStatus::Canceled)
+    }
+
+    pub(crate) fn row_created(&self, r: RowIdx) -> Timestamp {
+        Timestamp::from_millis(self.row_created[r.idx()])
+    }
+
+    pub(crate) fn row_modified(&self, r: RowIdx) -> Timestamp {
+        Timestamp::from_millis(self.row_modified[r.idx()])
+    }
+
+    pub(crate) fn live_rows(&self) -> usize {
+        self.row_status.len() - self.free_rows.len()
+    }
+
+    /// Every live row.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = RowIdx> + '_ {
+        self.row_status
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| s != FREE_ROW)
+            .map(|(i, _)| RowIdx(i as u32))
+    }
+
+    /// Reserves room for `rows` more rows and `key_bytes` more task-id bytes (bulk loads size
+    /// the columns exactly, so no doubling slack is left behind).
+    pub(crate) fn reserve(&mut self, rows: usize, key_bytes: usize) {
+        let rows = rows.saturating_sub(self.free_rows.len());
+        self.row_key.reserve_exact(rows);
+        self.row_device.reserve_exact(rows);
+        self.row_variant.reserve_exact(rows);
+        self.row_status.reserve_exact(rows);
+        self.row_created.reserve_exact(rows);
+        self.row_modified.reserve_exact(rows);
+        self.keys.reserve(key_bytes);
+    }
+
+    /// Inserts a new task of device `d`; `None` when the shard is full.
+    pub(crate) fn insert_task(&mut self, d: DeviceIdx, rec: &RecordRef<'_>) -> Option<RowIdx> {
+        let row = match self.free_rows.pop() {
+            Some(r) => RowIdx(r),
+            None => {
+                let r = self.row_status.len();
+                if r >= self.capacity as usize {
+                    return None;
+                }
+                self.row_key.push(SlabRef(0));
+                self.row_device.push(d);
+                self.row_variant.push(VariantId(0));
+                self.row_status.push(FREE_ROW);
+                self.row_created.push(0);
+                self.row_modified.push(0);
+                RowIdx(r as u32)
+            }
+        };
+        let Some(key) = self.keys.alloc(rec.task_id) else {
+            self.free_rows.push(row.0);
+            return None;
+        };
+        self.row_key[row.idx()] = key;
+        let variant = self.intern_variant(rec);
+        self.write_row(row, d, variant, rec);
+        self.link(row);
+        Some(row)
+    }
+
+    /// Replaces the task in `row` with `rec`, now belonging to device `d` (same task id).
+    pub(crate) fn replace_task(&mut self, row: RowIdx, d: DeviceIdx, rec: &RecordRef<'_>) {
+        self.unlink(row);
+        let old = self.row_variant[row.idx()];
+        // Status changes keep the tuple: reuse the variant without touching the dictionary.
+        let variant = if self.variant_matches(old, rec) {
+            old
+        } else {
+            let new = self.intern_variant(rec);
+            self.release_variant(old);
+            new
+        };
+        self.write_row(row, d, variant, rec);
+        self.link(row);
+    }
+
+    /// Removes the task in `row`; its row and id bytes are reused by later inserts.
+    pub(crate) fn remove_task(&mut self, row: RowIdx) {
+        self.unlink(row);
+        self.release_variant(self.row_variant[row.idx()]);
+        self.keys.free(self.row_key[row.idx()]);
+        self.row_status[row.idx()] = FREE_ROW;
+        self.free_rows.push(row.0);
+    }
+
+    fn write_row(&mut self, row: RowIdx, d: DeviceIdx, variant: VariantId, rec: &RecordRef<'_>) {
+        let i = row.idx();
+        self.row_device[i] = d;
+        self.row_variant[i] = variant;
+        self.row_status[i] = rec.status as u8;
+        self.row_created[i] = rec.utc_create.as_millis();
+        self.row_modified[i] = rec.utc_modified.as_millis();
+    }
+
+    /// Adds a written row to its device's posting list (when unfinished) and to the bitmaps.
+    fn link(&mut self, row: RowIdx) {
+        let status = self.row_status(row);
+        let d = self.row_device[row.idx()];
+        if status.is_unfinished() {
+            let pos = self.posting_position(d, row);
+            self.devices[d.idx()].unfinished.insert(pos, row);
+        }
+        let instance = self.devices[d.idx()].instance;
+        let v = self.variants[self.row_variant[row.idx()].idx()].variant;
+        self.bitmaps
+            .insert(instance, status, v.module_fold, v.job, row.0);
+    }
+
+    fn unlink(&mut self, row: RowIdx) {
+        let status = self.row_status(row);
+        let d = self.row_device[row.idx()];
+        if status.is_unfinished() {
+            let list = &mut self.devices[d.idx()].unfinished;
+            if let Some(pos) = list.iter().position(|&r| r == row) {
+                list.remove(pos);
+            }
+        }
+        let instance = self.devices[d.idx()].instance;
+        let v = self.variants[self.row_variant[row.idx()].idx()].variant;
+        self.bitmaps
+            .remove(instance, status, v.module_fold, v.job, row.0);
+    }
+
+    /// Where `row` goes in device `d`'s posting list, ordered by (created, task id).
+    fn posting_position(&self, d: DeviceIdx, row: RowIdx) -> usize {
+        let key = (self.row_created[row.idx()], self.row_key(row));
+        self.devices[d.idx()]
+            .unfinished
+            .partition_point(|&r| (self.row_created[r.idx()], self.row_key(r)) < key)
+    }
+
+    // ---- variants ------------------------------------------------------------------------
+
+    fn variant_hash(&self, v: &Variant) -> u64 {
+        self.hasher.hash_one(v)
+    }
+
+    fn variant_matches(&self, id: VariantId, rec: &RecordRef<'_>) -> bool {
+        let v = &self.variants[id.idx()].variant;
+        let d = &self.dict;
+        d.get(v.job) == rec.job_id
+            && d.get(v.firmware) == rec.firmware_id
+            && d.get(v.product_name) == rec.product_name
+            && d.get(v.module) == rec.module_name
+            && d.get(v.src) == rec.src_version
+            && d.get(v.dest) == rec.dest_version
+    }
+
+    fn find_variant(&self, v: &Variant) -> Option<u32> {
+        let hash = self.variant_hash(v);
+        self.variant_table
+            .find(hash, |&id| self.variants[id as usize].variant == *v)
+            .copied()
+    }
+
+    /// The variant of `rec`, taking one reference to it.
+    fn intern_variant(&mut self, rec: &RecordRef<'_>) -> VariantId {
+        let mut buf = [0u8; MODULE_MAX];
+        let fold = fold_module(rec.module_name, &mut buf);
+        // Fast path: every string and the tuple already known; no dictionary reference moves.
+        let d = &self.dict;
+        let known = (|| {
+            Some(Variant {
+                job: d.lookup(rec.job_id)?,
+                firmware: d.lookup(rec.firmware_id)?,
+                product_name: d.lookup(rec.product_name)?,
+                module: d.lookup(rec.module_name)?,
+                module_fold: d.lookup(fold)?,
+                src: d.lookup(rec.src_version)?,
+                dest: d.lookup(rec.dest_version)?,
+            })
+        })();
+        if let Some(id) = known.and_then(|v| self.find_variant(&v)) {
+            self.variants[id as usize].refs += 1;
+            return VariantId(id);
+        }
+        let v = Variant {
+            job: self.dict.intern(rec.job_id),
+            firmware: self.dict.intern(rec.firmware_id),
+            product_name: self.dict.intern(rec.product_name),
+            module: self.dict.intern(rec.module_name),
+            module_fold: self.dict.intern(fold),
+            src: self.dict.intern(rec.src_version),
+            dest: self.dict.intern(rec.dest_version),
+        };
+        if let Some(id) = self.find_variant(&v) {
+            self.release_strings(&v);
+            self.variants[id as usize].refs += 1;
+            return VariantId(id);
+        }
+        let slot = VariantSlot {
+            variant: v,
+            refs: 1,
+        };
+        let id = match self.variant_free.pop() {
+            Some(id) => {
+                self.variants[id as usize] = slot;
+                id
+            }
+            None => {
+                self.variants.push(slot);
+                (self.variants.len() - 1) as u32
+            }
+        };
+        let hash = self.variant_hash(&v);
+        let (variants, hasher) = (&self.variants, &self.hasher);
+        self.variant_table.insert_unique(hash, id, |&id| {
+            hasher.hash_one(variants[id as usize].variant)
+        });
+        VariantId(id)
+    }
+
+    fn release_variant(&mut self, id: VariantId) {
+        let slot = &mut self.variants[id.idx()];
+        slot.refs -= 1;
+        if slot.refs == 0 {
+            let v = slot.variant;
+            let hash = self.variant_hash(&v);
+            if let Ok(entry) = self.variant_table.find_entry(hash, |&x| x == id.0) {
+                entry.remove();
+            }
+            self.variant_free.push(id.0);
+            self.release_strings(&v);
+        }
+    }
+
+    fn release_strings(&mut self, v: &Variant) {
+        for sym in [
+            v.job,
+            v.firmware,
+            v.product_name,
+            v.module,
+            v.module_fold,
+            v.src,
+            v.dest,
+        ] {
+            self.dict.release(sym);
+        }
+    }
+
+    /// The query-side id of a module name (ASCII case ignored); `None` when no task of this
+    /// shard has that module.
+    pub(crate) fn module_key(&self, module: &str) -> Option<Sym> {
+        let mut buf = [0u8; MODULE_MAX];
+        self.dict.lookup(fold_module(module, &mut buf))
+    }
+
+    // ---- queries -------------------------------------------------------------------------
+
+    /// Appends device `d`'s unfinished rows passing both filters, in answer order.
+    ///
+    /// Plan choice (`benches/planner.rs`, 1,000,000-device fleet): walking the device's
+    /// sorted posting list and probing the `variant`/`status` columns costs a few ns a row and
+    /// needs no sort; it beats intersecting the module bitmap whenever the device has fewer
+    /// rows than [`BITMAP_PLAN_MIN_ROWS`] or the module bitmap is not much smaller than
+    /// the posting list. See [`Shard::plan`].
+    pub(crate) fn collect_unfinished(
+        &self,
+        d: DeviceIdx,
+        module: Option<Sym>,
+        statuses: StatusSet,
+        out: &mut SmallVec<[RowIdx; 8]>,
+    ) {
+        match self.plan(d, module) {
+            Plan::Probe => self.collect_by_probe(d, module, statuses, out),
+            Plan::ModuleBitmap(bitmap) => {
+                self.collect_by_bitmap(d, bitmap, statuses, out);
+            }
+        }
+    }
+
+    /// Picks the cheaper plan for device `d` and the module filter.
+    pub(crate) fn plan(&self, d: DeviceIdx, module: Option<Sym>) -> Plan<'_> {
+        let dev = &self.devices[d.idx()];
+        if let Some(m) = module {
+            if dev.unfinished.len() >= BITMAP_PLAN_MIN_ROWS {
+                if let Some(bitmap) = self.bitmaps.module(dev.instance, m) {
+                    if (bitmap.len() as usize).saturating_mul(BITMAP_PLAN_RATIO)
+                        < dev.unfinished.len()
+                    {
+                        return Plan::ModuleBitmap(bitmap);
+                    }
+                }
+            }
+        }
+        Plan::Probe
+    }
+
+    pub(crate) fn collect_by_probe(
+        &self,
+        d: DeviceIdx,
+        module: Option<Sym>,
+        statuses: StatusSet,
+        out: &mut SmallVec<[RowIdx; 8]>,
+    ) {
+        let all = statuses == StatusSet::UNFINISHED;
+        for &r in &self.devices[d.idx()].unfinished {
+            let i = r.idx();
+            if !all && !statuses.contains(self.row_status(r)) {
+                continue;
+            }
+            if let Some(m) = module {
+                if self.variants[self.row_variant[i].idx()].variant.module_fold != m {
+                    continue;
+                }
+            }
+            out.push(r);
+        }
+    }
+
+    pub(crate) fn collect_by_bitmap(
+        &self,
+        d: DeviceIdx,
+        bitmap: &RoaringBitmap,
+        statuses: StatusSet,
+        out: &mut SmallVec<[RowIdx; 8]>,
+    ) {
+        let start = out.len();
+        for r in bitmap.iter().map(RowIdx) {
+            if self.row_device[r.idx()] == d {
+                let status = self.row_status(r);
+                if status.is_unfinished() && statuses.contains(status) {
+                    out.push(r);
+                }
+            }
+        }
+        out[start..].sort_unstable_by(|&a, &b| {
+            (self.row_created[a.idx()], self.row_key(a))
+                .cmp(&(self.row_created[b.idx()], self.row_key(b)))
+        });
+    }
+
+    // ---- accounting and checks -----------------------------------------------------------
+
+    pub(crate) fn memory(&self, m: &mut crate::engine::MemoryUsage) {
+        let rows = self.row_status.capacity();
+        m.rows += rows * (4 + 4 + 4 + 1 + 8 + 8) + self.free_rows.capacity() * 4;
+        m.task_ids += self.keys.heap_bytes();
+        m.strings += self.dict.heap_bytes()
+            + self.variants.capacity() * std::mem::size_of::<VariantSlot>()
+            + self.variant_free.capacity() * 4
+            + table_bytes(&self.variant_table);
+        m.devices += self.devices.capacity() * std::mem::size_of::<Device>()
+            + self
+                .devices
+                .iter()
+                .filter(|d| d.unfinished.spilled())
+                .map(|d| d.unfinished.capacity() * 4)
+                .sum::<usize>()
+            + self.device_strs.heap_bytes()
+            + table_bytes(&self.by_iot);
+        m.bitmaps += self.bitmaps.heap_bytes();
+    }
+
+    /// Compacts growth slack (after a bulk load).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.row_key.shrink_to_fit();
+        self.row_device.shrink_to_fit();
+        self.row_variant.shrink_to_fit();
+        self.row_status.shrink_to_fit();
+        self.row_created.shrink_to_fit();
+        self.row_modified.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.devices.shrink_to_fit();
+        self.device_strs.shrink_to_fit();
+    }
+
+    /// Checks every invariant between the columns, the dictionaries and the indexes.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        self.dict.validate()?;
+        let n = self.row_status.len();
+        for col in [
+            self.row_key.len(),
+            self.row_device.len(),
+            self.row_variant.len(),
+            self.row_created.len(),
+            self.row_modified.len(),
+        ] {
+            if col != n {
+                return Err(format!("column lengths differ: {col} vs {n}"));
+            }
+        }
+        let mut free: Vec<u32> = self.free_rows.clone();
+        free.sort_unstable();
+        free.dedup();
+        if free.len() != self.free_rows.len() {
+            return Err("a row is on the free list twice".into());
+        }
+        for r in 0..n as u32 {
+            let is_free = self.row_status[r as usize] == FREE_ROW;
+            if is_free != free.binary_search(&r).is_ok() {
+                return Err(format!("row {r}: free marker and free list disagree"));
+            }
+        }
+        if self.keys.free_entries() != self.free_rows.len() {
+            return Err(format!(
+                "{} free key entries for {} free rows",
+                self.keys.free_entries(),
+                self.free_rows.len()
+            ));
+        }
+        // Variant reference counts and string reference counts, recomputed.
+        let mut variant_refs = vec![0u32; self.variants.len()];
+        for r in self.rows() {
+            variant_refs[self.row_variant[r.idx()].idx()] += 1;
+        }
+        let free_variants: std::collections::HashSet<u32> =
+            self.variant_free.iter().copied().collect();
+        let mut sym_refs: HashMap<Sym, u32> = HashMap::new();
+        for (i, slot) in self.variants.iter().enumerate() {
+            if free_variants.contains(&(i as u32)) {
+                if variant_refs[i] != 0 {
+                    return Err(format!("free variant {i} is used"));
+                }
+                continue;
+            }
+            if slot.refs != variant_refs[i] || slot.refs == 0 {
+                return Err(format!(
+                    "variant {i}: {} refs recorded, {} rows use it",
+                    slot.refs, variant_refs[i]
+                ));
+            }
+            if self.find_variant(&slot.variant) != Some(i as u32) {
+                return Err(format!("variant {i} does not look up to itself"));
+            }
+            let v = slot.variant;
+            for s in [
+                v.job,
+                v.firmware,
+                v.product_name,
+                v.module,
+                v.module_fold,
+                v.src,
+                v.dest,
+            ] {
+                *sym_refs.entry(s).or_default() += 1;
+            }
+            let mut buf = [0u8; MODULE_MAX];
+            if fold_module(self.dict.get(v.module), &mut buf) != self.dict.get(v.module_fold) {
+                return Err(format!("variant {i}: module fold is wrong"));
+            }
+        }
+        if self.variant_table.len() != self.variants.len() - self.variant_free.len() {
+            return Err("variant table size differs from live variants".into());
+        }
+        for d in &self.devices {
+            *sym_refs.entry(d.product_key).or_default() += 1;
+        }
+        for (sym, text, refs) in self.dict.iter() {
+            let want = sym_refs.get(&sym).copied().unwrap_or(0);
+            if refs != want {
+                return Err(format!("string {text:?}: {refs} refs recorded, {want} held"));
+            }
+        }
+        if sym_refs.len() != self.dict.live() {
+            return Err("a held string is not live".into());
+        }
+        // Devices: index, posting lists exactly the unfinished rows, in order.
+        if self.by_iot.len() != self.devices.len() {
+            return Err("device index size differs from devices".into());
+        }
+        let mut posted = 0usize;
+        for (i, dev) in self.devices.iter().enumerate() {
+            let d = DeviceIdx(i as u32);
+            if self.find_device(dev.instance, self.device_iot(d)) != Some(d) {
+                return Err(format!("device {i} does not look up by iotId"));
+            }
+            for w in dev.unfinished.windows(2) {
+                let a = (self.row_created[w[0].idx()], self.row_key(w[0]));
+                let b = (self.row_created[w[1].idx()], self.row_key(w[1]));
+                if a >= b {
+                    return Err(format!("device {i}: posting list out of order"));
+                }
+            }
+            for &r in &dev.unfinished {
+                if !self.row_is_live(r)
+                    || self.row_device[r.idx()] != d
+                    || !self.row_status(r).is_unfinished()
+                {
+                    return Err(format!("device {i}: posting list holds a wrong row {r:?}"));
+                }
+            }
+            posted += dev.unfinished.len();
+        }
+        let unfinished = self
+            .rows()
+            .filter(|&r| self.row_status(r).is_unfinished())
+            .count();
+        if posted != unfinished {
+            return Err(format!(
+                "{posted} rows posted for {unfinished} unfinished rows"
+            ));
+        }
+        self.bitmaps.validate(self)
+    }
+}
+
+/// A device must have at least this many unfinished rows before the module-bitmap plan is
+/// considered (below it, probing the posting list is never slower: see `benches/planner.rs`).
+pub(crate) const BITMAP_PLAN_MIN_ROWS: usize = 64;
+/// The module bitmap must be this many times smaller than the posting list.
+pub(crate) const BITMAP_PLAN_RATIO: usize = 8;
+
+/// How a device query is executed.
+pub(crate) enum Plan<'a> {
+    /// Walk the device's sorted posting list, probing status and module columns.
+    Probe,
+    /// Walk the (smaller) module bitmap, keep the device's unfinished rows, sort.
+    ModuleBitmap(&'a RoaringBitmap),
+}
+
+/// ASCII-lower-cases a module name (at most 64 bytes by its field rule) into `buf`.
+pub(crate) fn fold_module<'b>(module: &'b str, buf: &'b mut [u8; MODULE_MAX]) -> &'b str {
+    if !module.bytes().any(|b| b.is_ascii_uppercase()) || module.len() > MODULE_MAX {
+        return module;
+    }
+    let out = &mut buf[..module.len()];
+    out.copy_from_slice(module.as_bytes());
+    out.make_ascii_lowercase();
+    // Lower-casing ASCII bytes keeps UTF-8 valid.
+    std::str::from_utf8(out).unwrap_or(module)
+}
