@@ -1,0 +1,1173 @@
+//! The rules of contract section 3: decoded parameters in, a typed request or the one error
+//! that wins out.
+//!
+//! Checks run in the order of contract rule 3.8 and the first fault wins:
+//!
+//! 1. `Action` ([`ErrorCode::InvalidActionNotFound`]);
+//! 2. malformed or duplicate parameters ([`ErrorCode::InvalidParameter`]);
+//! 3. the device: missing ([`ErrorCode::MissingParameter`]), then the format of `IotId`, or of
+//!    `ProductKey` then `DeviceName`;
+//! 4. `ModuleName`;
+//! 5. the statuses: `TaskStatus`, then `TaskStatusList.N` in increasing `N`;
+//! 6. `IotInstanceId` (carried through; the engine says whether the instance exists).
+//!
+//! Choices where the contract is silent, each a **(choice)**:
+//!
+//! - **Action.** The values of parameters named exactly `Action` (name and value decoded,
+//!   value non-empty) are used, and the `x-acs-action` header is then not consulted even when
+//!   it differs; the header is read only when no such parameter exists. Every `Action` value
+//!   must be `ListOTAUnfinishedTaskByDevice`; two correct `Action` parameters are a duplicate
+//!   (step 2). An `Action` whose value does not decode does not count as given at step 1 and
+//!   is reported as malformed at step 2.
+//! - **Duplicates** are decided on decoded names, whatever the values: `ProductKey=a&ProductKey=`
+//!   is a duplicate even though the second value is empty, so nothing is silently picked.
+//!   This holds for every name, ignored ones (`Format`, …) included, and across the query
+//!   string and the body. `IotId` and `IoTID` are one parameter under two spellings, so both
+//!   present (with any values) is a duplicate too.
+//! - **`TaskStatusList` names.** Any name starting with `TaskStatusList` must be exactly
+//!   `TaskStatusList.N`, N from 1 to 100 in decimal without sign or leading zero; anything
+//!   else (`TaskStatusList`, `TaskStatusList.`, `TaskStatusList.0`, `TaskStatusList.01`,
+//!   `TaskStatusList.+1`, `TaskStatusList.101`, `TaskStatusList.1.x`, `TaskStatusListX`) is
+//!   malformed. Names are case-sensitive: `taskstatuslist.1` is merely unknown, and ignored.
+//! - **Too many parameters** (over [`MAX_PARAMS`]) is `InvalidParameter`, checked first in
+//!   step 2; `Action` is still looked for among every pair, also past the cap.
+//! - **Missing device.** With neither form given, the message names `IotId` or `ProductKey`
+//!   and `DeviceName`; with only one of the pair given, it names the other one.
+//! - **`IotInstanceId`** is not format-checked here: an instance id that breaks its field rule
+//!   cannot name an instance the store holds, so the engine answers
+//!   `iot.system.InstanceNotFound` for it.
+//!
+//! Error messages name the parameter and echo at most 64 characters of what was received.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::error::{ErrorCode, RpcError};
+use super::params::{Param, Params, MAX_PARAMS};
+use crate::model::{Field, StatusSet, TaskStatus};
+use crate::query::{DeviceRef, Query};
+
+/// The only action this service answers.
+pub const ACTION: &str = "ListOTAUnfinishedTaskByDevice";
+
+/// The header that carries the action when it is not among the parameters (V3 signing).
+pub const ACTION_HEADER: &str = "x-acs-action";
+
+/// The largest `N` of `TaskStatusList.N`.
+pub const MAX_STATUS_LIST_INDEX: u8 = 100;
+
+/// Most characters of a received name or value echoed in an error message.
+const ECHO_CHARS: usize = 64;
+
+/// The device of a request, owned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Device {
+    IotId(String),
+    Name {
+        product_key: String,
+        device_name: String,
+    },
+}
+
+/// A request that passed every rule of contract section 3, with its decoded values.
+///
+/// ```
+/// use ota_index::rpc::params::Params;
+/// use ota_index::rpc::request::parse_request;
+/// use ota_index::{DeviceRef, StatusSet, TaskStatus};
+///
+/// let params = Params::decode(
+///     "Action=ListOTAUnfinishedTaskByDevice&IotId=dev-1&TaskStatusList.2=QUEUED",
+///     None,
+/// );
+/// let request = parse_request(&params, None).unwrap();
+/// let query = request.query();
+/// assert_eq!(query.device, DeviceRef::IotId("dev-1"));
+/// assert_eq!(query.statuses, StatusSet::only(TaskStatus::Queued));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ParsedRequest {
+    /// Checked against its field rules.
+    device: Device,
+    /// Non-empty and checked against the `ModuleName` rule when present.
+    module: Option<String>,
+    /// Only unfinished statuses; empty means all four.
+    statuses: StatusSet,
+    /// Non-empty when present; not checked (the engine looks it up).
+    instance: Option<String>,
+}
+
+impl ParsedRequest {
+    /// The typed query, borrowing this request's values.
+    pub fn query(&self) -> Query<'_> {
+        Query {
+            device: self.device(),
+            module: self.module(),
+            statuses: self.statuses,
+            instance: self.instance(),
+        }
+    }
+
+    /// The device asked about.
+    pub fn device(&self) -> DeviceRef<'_> {
+        match &self.device {
+            Device::IotId(id) => DeviceRef::IotId(id),
+            Device::Name {
+                product_key,
+                device_name,
+            } => DeviceRef::Name {
+                product_key,
+                device_name,
+            },
+        }
+    }
+
+    /// The module filter, `None` for every module.
+    pub fn module(&self) -> Option<&str> {
+        self.module.as_deref()
+    }
+
+    /// The statuses asked for; empty means all four unfinished statuses.
+    pub fn statuses(&self) -> StatusSet {
+        self.statuses
+    }
+
+    /// The `IotInstanceId` given, `None` for the default instance.
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
+    }
+}
+
+/// Applies the rules of contract section 3 to decoded parameters.
+///
+/// `action_header` is the value of the `x-acs-action` header, if any; it supplies the action
+/// when no `Action` parameter does. See the module documentation for the order of checks and
+/// the choices made.
+pub fn parse_request(
+    params: &Params<'_>,
+    action_header: Option<&str>,
+) -> Result<ParsedRequest, RpcError> {
+    check_action(params, action_header)?;
+    check_well_formed(params)?;
+    // From here on every name and value decoded and every name is unique.
+    let device = parse_device(params)?;
+    let module = match non_empty(params, "ModuleName") {
+        Some(module) => {
+            Field::ModuleName.check(module).map_err(|v| {
+                RpcError::new(
+                    ErrorCode::InvalidFormattedParameter,
+                    format!("The format of the module name is invalid: parameter ModuleName {v}."),
+                )
+            })?;
+            Some(module.to_owned())
+        }
+        None => None,
+    };
+    let statuses = parse_statuses(params)?;
+    let instance = non_empty(params, "IotInstanceId").map(str::to_owned);
+    Ok(ParsedRequest {
+        device,
+        module,
+        statuses,
+        instance,
+    })
+}
+
+/// Step 1: every usable `Action` parameter (else the header) must name [`ACTION`].
+fn check_action(params: &Params<'_>, header: Option<&str>) -> Result<(), RpcError> {
+    let not_found = |what: String| {
+        RpcError::new(
+            ErrorCode::InvalidActionNotFound,
+            format!(
+                "The specified action is not found: {what}; this service answers only {ACTION}."
+            ),
+        )
+    };
+    let mut given = false;
+    let mut check = |param: &Param<'_>| -> Result<(), RpcError> {
+        if !param.is_named("Action") {
+            return Ok(());
+        }
+        match param.value_str() {
+            Some("") | None => Ok(()),
+            Some(ACTION) => {
+                given = true;
+                Ok(())
+            }
+            Some(other) => Err(not_found(format!("parameter Action is `{}`", echo(other)))),
+        }
+    };
+    for param in params.iter() {
+        check(param)?;
+    }
+    for param in params.unread() {
+        check(&param)?;
+    }
+    if given {
+        return Ok(());
+    }
+    match header {
+        Some(ACTION) => Ok(()),
+        Some(other) if !other.is_empty() => Err(not_found(format!(
+            "header {ACTION_HEADER} is `{}`",
+            echo(other)
+        ))),
+        _ => Err(not_found("parameter Action is missing".to_owned())),
+    }
+}
+
+/// Step 2: too many parameters, undecodable names or values, duplicates, malformed
+/// `TaskStatusList` names; the first in received order.
+fn check_well_formed(params: &Params<'_>) -> Result<(), RpcError> {
+    let invalid = |message: String| RpcError::new(ErrorCode::InvalidParameter, message);
+    if params.too_many() {
+        return Err(invalid(format!(
+            "The request has more than {MAX_PARAMS} parameters; at most {MAX_PARAMS} are accepted."
+        )));
+    }
+    // Bounded by MAX_PARAMS.
+    // Canonical name (`IoTID` folded into `IotId`) to the spelling first received.
+    let mut seen: HashMap<&str, &str> = HashMap::with_capacity(params.len());
+    for param in params {
+        let name = match &param.name {
+            Ok(name) => name.as_ref(),
+            Err(e) => {
+                return Err(invalid(format!(
+                    "The parameter name `{}` in the {} cannot be decoded: {e}.",
+                    echo(&String::from_utf8_lossy(param.raw_name)),
+                    param.source,
+                )))
+            }
+        };
+        if let Err(e) = &param.value {
+            return Err(invalid(format!(
+                "The value of parameter {} in the {} cannot be decoded: {e}.",
+                echo(name),
+                param.source,
+            )));
+        }
+        // `IoTID` is the seed's spelling of `IotId`: one parameter.
+        let key = if name == "IoTID" { "IotId" } else { name };
+        if let Some(first) = seen.insert(key, name) {
+            let message = if first == name {
+                format!(
+                    "The parameter {} is given more than once (query string and form body \
+                     together); give it once.",
+                    echo(name)
+                )
+            } else {
+                "The parameters IotId and IoTID are the same parameter and are both given; \
+                 give one of them once."
+                    .to_owned()
+            };
+            return Err(invalid(message));
+        }
+        if name.starts_with("TaskStatusList") && status_list_index(name).is_none() {
+            return Err(invalid(format!(
+                "The parameter name {} is malformed: it must be TaskStatusList.N, N a decimal \
+                 integer from 1 to {MAX_STATUS_LIST_INDEX} with no sign and no leading zero.",
+                echo(name)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `N` of a well-formed `TaskStatusList.N` name.
+fn status_list_index(name: &str) -> Option<u8> {
+    let digits = name.strip_prefix("TaskStatusList.")?;
+    let well_formed = (1..=3).contains(&digits.len())
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    if !well_formed {
+        return None;
+    }
+    digits
+        .parse::<u8>()
+        .ok()
+        .filter(|n| (1..=MAX_STATUS_LIST_INDEX).contains(n))
+}
+
+/// The value of the parameter named `name`, when given and not empty (an empty value counts as
+/// absent). Called after step 2, so names are unique.
+fn non_empty<'p>(params: &'p Params<'_>, name: &str) -> Option<&'p str> {
+    params.value(name).filter(|v| !v.is_empty())
+}
+
+/// Step 3: `IotId` (or `IoTID`) wins; else `ProductKey` and `DeviceName`, both required.
+fn parse_device(params: &Params<'_>) -> Result<Device, RpcError> {
+    let iot_id = ["IotId", "IoTID"]
+        .into_iter()
+        .find_map(|name| non_empty(params, name).map(|value| (name, value)));
+    if let Some((name, iot_id)) = iot_id {
+        Field::IotId.check(iot_id).map_err(|v| {
+            RpcError::new(
+                ErrorCode::InvalidIotId,
+                format!("The format of the device id is invalid: parameter {name} {v}."),
+            )
+        })?;
+        return Ok(Device::IotId(iot_id.to_owned()));
+    }
+    let missing = |what: &str| {
+        RpcError::new(
+            ErrorCode::MissingParameter,
+            format!(
+                "The input parameter {what} that is mandatory for processing this request is \
+                 not supplied."
+            ),
+        )
+    };
+    let (product_key, device_name) = match (
+        non_empty(params, "ProductKey"),
+        non_empty(params, "DeviceName"),
+    ) {
+        (Some(pk), Some(dn)) => (pk, dn),
+        (None, None) => return Err(missing("IotId or ProductKey and DeviceName")),
+        (None, Some(_)) => return Err(missing("ProductKey")),
+        (Some(_), None) => return Err(missing("DeviceName")),
+    };
+    Field::ProductKey.check(product_key).map_err(|v| {
+        RpcError::new(
+            ErrorCode::InvalidFormattedProductKey,
+            format!("The format of the product key is invalid: parameter ProductKey {v}."),
+        )
+    })?;
+    Field::DeviceName.check(device_name).map_err(|v| {
+        RpcError::new(
+            ErrorCode::InvalidFormattedDeviceName,
+            format!("The format of the device name is invalid: parameter DeviceName {v}."),
+        )
+    })?;
+    Ok(Device::Name {
+        product_key: product_key.to_owned(),
+        device_name: device_name.to_owned(),
+    })
+}
+
+/// Step 5: `TaskStatus`, then `TaskStatusList.N` by increasing `N`; the union of them all.
+fn parse_statuses(params: &Params<'_>) -> Result<StatusSet, RpcError> {
+    let mut set = StatusSet::EMPTY;
+    if let Some(value) = non_empty(params, "TaskStatus") {
+        set.insert(unfinished_status("TaskStatus", value)?);
+    }
+    // One pass, no buffer: keep the error of the smallest index, since the entries arrive in
+    // any order.
+    let mut first_error: Option<(u8, RpcError)> = None;
+    for param in params {
+        let (Some(name), Some(value)) = (param.name_str(), param.value_str()) else {
+            continue;
+        };
+        let Some(index) = status_list_index(name) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        match unfinished_status(name, value) {
+            Ok(status) => set.insert(status),
+            Err(e) => {
+                if first_error.as_ref().map_or(true, |(at, _)| index < *at) {
+                    first_error = Some((index, e));
+                }
+            }
+        }
+    }
+    match first_error {
+        Some((_, e)) => Err(e),
+        None => Ok(set),
+    }
+}
+
+/// The status named `value`, which must be one of the four unfinished ones.
+fn unfinished_status(name: &str, value: &str) -> Result<TaskStatus, RpcError> {
+    let message = match TaskStatus::parse(value) {
+        Some(status) if status.is_unfinished() => return Ok(status),
+        Some(status) => format!(
+            "The format of the parameter is invalid: parameter {name} is {status}, a finished \
+             status; only unfinished statuses (CONFIRM, QUEUED, NOTIFIED, IN_PROGRESS) can be \
+             queried."
+        ),
+        None => format!(
+            "The format of the parameter is invalid: parameter {name} is `{}`, not a task \
+             status; expected CONFIRM, QUEUED, NOTIFIED or IN_PROGRESS.",
+            echo(value)
+        ),
+    };
+    Err(RpcError::new(ErrorCode::InvalidFormattedParameter, message))
+}
+
+/// At most [`ECHO_CHARS`] characters of `text`, with `…` when cut.
+fn echo(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(ECHO_CHARS) {
+        Some((cut, _)) => Cow::Owned(format!("{}…", &text[..cut])),
+        None => Cow::Borrowed(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "Action=ListOTAUnfinishedTaskByDevice";
+
+    fn parse_with(
+        query: &str,
+        body: Option<&[u8]>,
+        header: Option<&str>,
+    ) -> Result<ParsedRequest, RpcError> {
+        parse_request(&Params::decode(query, body), header)
+    }
+
+    fn parse(query: &str) -> Result<ParsedRequest, RpcError> {
+        parse_with(query, None, None)
+    }
+
+    /// `query` with the right action first.
+    fn ok(rest: &str) -> ParsedRequest {
+        match parse(&format!("{A}&{rest}")) {
+            Ok(request) => request,
+            Err(e) => panic!("{rest}: {e}"),
+        }
+    }
+
+    /// The error of `query` (no action added); checks the message names `names`.
+    fn err(query: &str, code: ErrorCode, names: &[&str]) -> RpcError {
+        match parse(query) {
+            Ok(request) => panic!("{query}: expected {code}, got {request:?}"),
+            Err(e) => {
+                assert_eq!(e.code, code, "{query}: {}", e.message);
+                assert!(!e.message.is_empty());
+                for name in names {
+                    assert!(
+                        e.message.contains(name),
+                        "{query}: {:?} lacks {name}",
+                        e.message
+                    );
+                }
+                e
+            }
+        }
+    }
+
+    /// The error of the right action followed by `rest`.
+    fn err_a(rest: &str, code: ErrorCode, names: &[&str]) -> RpcError {
+        err(&format!("{A}&{rest}"), code, names)
+    }
+
+    use ErrorCode::*;
+
+    // ---- the worked examples (requests.txt) ----
+
+    #[test]
+    fn worked_example_requests() {
+        let r = ok("ProductKey=k1h9drZ****&DeviceName=device_actived");
+        assert_eq!(
+            r.device(),
+            DeviceRef::Name {
+                product_key: "k1h9drZ****",
+                device_name: "device_actived"
+            }
+        );
+        assert_eq!(r.module(), None);
+        assert_eq!(r.statuses(), StatusSet::EMPTY);
+        assert_eq!(r.instance(), None);
+
+        let r = ok("IotId=OZs5tjTkzRRTZSCekmbRk1****&TaskStatus=NOTIFIED");
+        assert_eq!(r.device(), DeviceRef::IotId("OZs5tjTkzRRTZSCekmbRk1****"));
+        assert_eq!(r.statuses(), StatusSet::only(TaskStatus::Notified));
+
+        let r = ok("IoTID=TfmUAeJjQQhCPH84UVNn0010c6****&ModuleName=ble");
+        assert_eq!(
+            r.device(),
+            DeviceRef::IotId("TfmUAeJjQQhCPH84UVNn0010c6****")
+        );
+        assert_eq!(r.module(), Some("ble"));
+
+        let r = ok("IotId=T&TaskStatusList.1=QUEUED&TaskStatusList.3=IN_PROGRESS");
+        assert_eq!(
+            r.statuses(),
+            StatusSet::EMPTY
+                .with(TaskStatus::Queued)
+                .with(TaskStatus::InProgress)
+        );
+
+        let r = ok("IotId=T&TaskStatus=CONFIRM&TaskStatusList.1=QUEUED");
+        assert_eq!(
+            r.statuses(),
+            StatusSet::EMPTY
+                .with(TaskStatus::Confirm)
+                .with(TaskStatus::Queued)
+        );
+
+        assert_eq!(
+            ok("IotId=T&IotInstanceId=iot-c3j0000").instance(),
+            Some("iot-c3j0000")
+        );
+        assert_eq!(
+            ok("IotId=T&IotInstanceId=iot-unknown").instance(),
+            Some("iot-unknown")
+        );
+
+        let r = ok("ProductKey=a19mzPZ****&DeviceName=mac%3A00-1A%40home.x");
+        assert_eq!(
+            r.device(),
+            DeviceRef::Name {
+                product_key: "a19mzPZ****",
+                device_name: "mac:00-1A@home.x"
+            }
+        );
+
+        let r = ok("IotId=OZs5tjTkzRRTZSCekmbRk1****&ProductKey=nope&DeviceName=x");
+        assert_eq!(r.device(), DeviceRef::IotId("OZs5tjTkzRRTZSCekmbRk1****"));
+
+        let r = ok(
+            "IotId=OZs5tjTkzRRTZSCekmbRk1****&Format=JSON&Timestamp=2024-11-19T09%3A47%3A43Z\
+             &Signature=WJN0Ee8%2BX6pogcD3loLHIqQNEN0%3D",
+        );
+        assert_eq!(r.device(), DeviceRef::IotId("OZs5tjTkzRRTZSCekmbRk1****"));
+
+        let r = ok("ProductKey=K1nhvyl****&DeviceName=Light&ModuleName=DEFAULT");
+        assert_eq!(r.module(), Some("DEFAULT"));
+
+        err_a(
+            "IotId=O&TaskStatus=SUCCEEDED",
+            InvalidFormattedParameter,
+            &["TaskStatus", "unfinished"],
+        );
+        err_a(
+            "IotId=O&TaskStatusList.0=QUEUED",
+            InvalidParameter,
+            &["TaskStatusList.0"],
+        );
+        err_a("ProductKey=k1h9drZ****", MissingParameter, &["DeviceName"]);
+        err_a(
+            "ProductKey=k1h9drZ****&DeviceName=abc",
+            InvalidFormattedDeviceName,
+            &["DeviceName"],
+        );
+        err(
+            "Action=DescribeRegions&IotId=O",
+            InvalidActionNotFound,
+            &["Action", "DescribeRegions"],
+        );
+        err_a("IotId=O&IotId=O", InvalidParameter, &["IotId"]);
+    }
+
+    #[test]
+    fn query_borrows_every_value() {
+        let r =
+            ok("ProductKey=pk&DeviceName=dev1&ModuleName=ble&TaskStatus=QUEUED&IotInstanceId=i");
+        let q = r.query();
+        assert_eq!(
+            q,
+            Query::by_name("pk", "dev1")
+                .module("ble")
+                .statuses(StatusSet::only(TaskStatus::Queued))
+                .instance("i")
+        );
+        assert!(q.validate().is_ok());
+        assert_eq!(ok("IotId=x").query(), Query::by_iot_id("x"));
+    }
+
+    // ---- step 1: Action ----
+
+    #[test]
+    fn action_missing_or_wrong() {
+        err("IotId=x", InvalidActionNotFound, &["Action", "missing"]);
+        err("Action=&IotId=x", InvalidActionNotFound, &["Action"]);
+        err(
+            "Action=listotaunfinishedtaskbydevice&IotId=x",
+            InvalidActionNotFound,
+            &["listotaunfinishedtaskbydevice"],
+        );
+        err(
+            "Action=ListOTAUnfinishedTaskByDevice+&IotId=x",
+            InvalidActionNotFound,
+            &["Action"],
+        );
+        // Names are case-sensitive: `action` is an unknown parameter.
+        err(
+            "action=ListOTAUnfinishedTaskByDevice&IotId=x",
+            InvalidActionNotFound,
+            &["Action"],
+        );
+        assert!(parse("").is_err_and(|e| e.code == InvalidActionNotFound));
+    }
+
+    #[test]
+    fn action_from_header_only() {
+        assert!(parse_with("IotId=x", None, Some(ACTION)).is_ok());
+        let e = parse_with("IotId=x", None, Some("DescribeRegions"));
+        assert!(e.is_err_and(|e| e.code == InvalidActionNotFound
+            && e.message.contains(ACTION_HEADER)
+            && e.message.contains("DescribeRegions")));
+        // An empty header counts as absent.
+        let e = parse_with("IotId=x", None, Some(""));
+        assert!(e.is_err_and(|e| e.code == InvalidActionNotFound && e.message.contains("Action")));
+        // An empty Action parameter falls back to the header.
+        assert!(parse_with("Action=&IotId=x", None, Some(ACTION)).is_ok());
+    }
+
+    #[test]
+    fn action_parameter_wins_over_header() {
+        assert!(parse_with(&format!("{A}&IotId=x"), None, Some("Other")).is_ok());
+        let e = parse_with("Action=Other&IotId=x", None, Some(ACTION));
+        assert!(e.is_err_and(|e| e.code == InvalidActionNotFound && e.message.contains("Other")));
+    }
+
+    #[test]
+    fn action_in_body_counts() {
+        let body = format!("{A}&IotId=x");
+        assert!(parse_with("", Some(body.as_bytes()), None).is_ok());
+    }
+
+    #[test]
+    fn action_twice() {
+        // Both right: a duplicate.
+        err(&format!("{A}&{A}&IotId=x"), InvalidParameter, &["Action"]);
+        // Query and body: a duplicate.
+        let e = parse_with(&format!("{A}&IotId=x"), Some(A.as_bytes()), None);
+        assert!(e.is_err_and(|e| e.code == InvalidParameter && e.message.contains("Action")));
+        // One wrong, in either position: the action is not found.
+        err(
+            &format!("{A}&Action=Other&IotId=x"),
+            InvalidActionNotFound,
+            &["Other"],
+        );
+        err(
+            &format!("Action=Other&{A}&IotId=x"),
+            InvalidActionNotFound,
+            &["Other"],
+        );
+    }
+
+    #[test]
+    fn action_that_does_not_decode() {
+        // Not usable as an action: without a header, not found.
+        err("Action=%ZZ&IotId=x", InvalidActionNotFound, &["Action"]);
+        // With the header, the malformed parameter is reported.
+        let e = parse_with("Action=%ZZ&IotId=x", None, Some(ACTION));
+        assert!(e.is_err_and(|e| e.code == InvalidParameter && e.message.contains("%ZZ")));
+        // An escaped but well-formed action is fine.
+        assert!(parse("Action=ListOTAUnfinished%54askByDevice&IotId=x").is_ok());
+    }
+
+    #[test]
+    fn action_beats_every_other_fault() {
+        for rest in [
+            "IotId=x&IotId=y",
+            "Foo=%ZZ",
+            "TaskStatusList.0=QUEUED",
+            "",
+            "IotId=a+b",
+            "IotId=x&ModuleName=a:b",
+            "IotId=x&TaskStatus=DONE",
+        ] {
+            err(
+                &format!("Action=Nope&{rest}"),
+                InvalidActionNotFound,
+                &["Nope"],
+            );
+            err(rest, InvalidActionNotFound, &["Action"]);
+        }
+    }
+
+    #[test]
+    fn action_past_the_cap_is_still_checked() {
+        let filler: String = (0..MAX_PARAMS).map(|i| format!("p{i}=v&")).collect();
+        // The right action past the cap: too many parameters.
+        err(&format!("{filler}{A}"), InvalidParameter, &["1000"]);
+        // A wrong action past the cap: not found.
+        err(
+            &format!("{A}&{filler}Action=Other"),
+            InvalidActionNotFound,
+            &["Other"],
+        );
+        // No action anywhere: not found.
+        err(&filler, InvalidActionNotFound, &["Action"]);
+    }
+
+    // ---- step 2: malformed and duplicate parameters ----
+
+    #[test]
+    fn undecodable_names_and_values_even_of_ignored_parameters() {
+        err_a("IotId=x&Foo=%ZZ", InvalidParameter, &["Foo", "%ZZ"]);
+        err_a("IotId=x&Fo%ZZo=1", InvalidParameter, &["Fo%ZZo", "%ZZ"]);
+        err_a("IotId=x&Signature=abc%", InvalidParameter, &["Signature"]);
+        err_a("IotId=%C3%28", InvalidParameter, &["IotId", "UTF-8"]);
+        err_a("IotId=x&N%C3%28=1", InvalidParameter, &["UTF-8"]);
+        let e = parse_with(&format!("{A}&IotId=x"), Some(b"Foo=\xff"), None);
+        assert!(e.is_err_and(|e| e.code == InvalidParameter
+            && e.message.contains("Foo")
+            && e.message.contains("form body")));
+    }
+
+    #[test]
+    fn plus_decodes_to_space() {
+        // A space is not allowed in a device name, so the `+` reached the field check as one.
+        let e = err_a(
+            "ProductKey=pk&DeviceName=dev+ice",
+            InvalidFormattedDeviceName,
+            &["DeviceName"],
+        );
+        assert!(e.message.contains("' '"), "{}", e.message);
+        assert_eq!(ok("IotId=x&IotInstanceId=a+b").instance(), Some("a b"));
+    }
+
+    #[test]
+    fn duplicates_anywhere() {
+        err_a(
+            "ProductKey=a&ProductKey=a&DeviceName=dddd",
+            InvalidParameter,
+            &["ProductKey"],
+        );
+        // Second value empty: still given twice.
+        err_a(
+            "ProductKey=a&DeviceName=dddd&ProductKey=",
+            InvalidParameter,
+            &["ProductKey"],
+        );
+        err_a("IotId=&IotId=", InvalidParameter, &["IotId"]);
+        // Ignored parameters too.
+        err_a(
+            "IotId=x&Format=JSON&Format=JSON",
+            InvalidParameter,
+            &["Format"],
+        );
+        // Same name after decoding.
+        err_a(
+            "IotId=x&ModuleName=a&Module%4Eame=a",
+            InvalidParameter,
+            &["ModuleName"],
+        );
+        err_a(
+            "IotId=x&TaskStatusList.1=QUEUED&TaskStatusList.1=QUEUED",
+            InvalidParameter,
+            &["TaskStatusList.1"],
+        );
+        // Query string and body together.
+        let e = parse_with(&format!("{A}&IotId=x"), Some(b"IotId=x"), None);
+        assert!(e.is_err_and(|e| e.code == InvalidParameter && e.message.contains("IotId")));
+        // Different case: different names.
+        assert!(parse(&format!("{A}&IotId=x&iotid=y&IOTID=z")).is_ok());
+    }
+
+    #[test]
+    fn iot_id_alias_both_given_is_a_duplicate() {
+        err_a(
+            "IotId=x&IoTID=x",
+            InvalidParameter,
+            &["IotId", "IoTID", "same parameter"],
+        );
+        err_a("IoTID=x&IotId=y", InvalidParameter, &["IotId", "IoTID"]);
+        // Even with an empty value on one side.
+        err_a("IotId=x&IoTID=", InvalidParameter, &["IoTID"]);
+        err_a("IoTID=&IotId=x", InvalidParameter, &["IoTID"]);
+        let e = err_a(
+            "IoTID=x&IoTID=x",
+            InvalidParameter,
+            &["IoTID", "more than once"],
+        );
+        assert!(!e.message.contains("IotId"), "{}", e.message);
+    }
+
+    #[test]
+    fn malformed_task_status_list_names() {
+        for name in [
+            "TaskStatusList",
+            "TaskStatusList.",
+            "TaskStatusList.0",
+            "TaskStatusList.00",
+            "TaskStatusList.01",
+            "TaskStatusList.+1",
+            "TaskStatusList.-1",
+            "TaskStatusList. 1",
+            "TaskStatusList.1 ",
+            "TaskStatusList.a",
+            "TaskStatusList.1a",
+            "TaskStatusList.101",
+            "TaskStatusList.255",
+            "TaskStatusList.256",
+            "TaskStatusList.1000",
+            "TaskStatusList.99999999999999999999",
+            "TaskStatusList.1.x",
+            "TaskStatusList.1.",
+            "TaskStatusList..1",
+            "TaskStatusListX",
+            "TaskStatusList_1",
+            "TaskStatusList.１",
+        ] {
+            let encoded = name.replace('+', "%2B").replace(' ', "+");
+            err_a(
+                &format!("IotId=x&{encoded}=QUEUED"),
+                InvalidParameter,
+                &[name],
+            );
+            // Malformed even with an empty value.
+            err_a(&format!("IotId=x&{encoded}="), InvalidParameter, &[name]);
+        }
+        for (name, n) in [
+            ("TaskStatusList.1", 1),
+            ("TaskStatusList.9", 9),
+            ("TaskStatusList.10", 10),
+            ("TaskStatusList.100", 100),
+        ] {
+            assert_eq!(status_list_index(name), Some(n));
+            ok(&format!("IotId=x&{name}=QUEUED"));
+        }
+        // Case-sensitive: unknown names, ignored.
+        let r = ok("IotId=x&taskstatuslist.1=DONE&TASKSTATUSLIST.0=x&taskStatus=DONE");
+        assert_eq!(r.statuses(), StatusSet::EMPTY);
+    }
+
+    #[test]
+    fn too_many_parameters() {
+        let filler: String = (0..MAX_PARAMS - 2).map(|i| format!("&p{i}=v")).collect();
+        assert!(parse(&format!("{A}&IotId=x{filler}")).is_ok());
+        err(
+            &format!("{A}&IotId=x{filler}&one=more"),
+            InvalidParameter,
+            &["1000"],
+        );
+        // The body counts too.
+        let e = parse_with(&format!("{A}&IotId=x{filler}"), Some(b"one=more"), None);
+        assert!(e.is_err_and(|e| e.code == InvalidParameter));
+    }
+
+    #[test]
+    fn malformed_or_duplicate_beats_the_device() {
+        // Duplicate + missing device.
+        err_a("Format=a&Format=b", InvalidParameter, &["Format"]);
+        // Malformed + bad device.
+        err_a("IotId=a+b&X=%ZZ", InvalidParameter, &["%ZZ"]);
+        err_a(
+            "ProductKey=k&TaskStatusList.0=QUEUED",
+            InvalidParameter,
+            &["TaskStatusList.0"],
+        );
+        err_a(
+            "ProductKey=k&DeviceName=abc&DeviceName=abc",
+            InvalidParameter,
+            &["DeviceName"],
+        );
+    }
+
+    #[test]
+    fn first_malformed_in_received_order_wins() {
+        let e = err_a(
+            "IotId=x&Alpha=%ZZ&Beta=1&Beta=2",
+            InvalidParameter,
+            &["Alpha"],
+        );
+        assert!(!e.message.contains("Beta"), "{}", e.message);
+        let e = err_a(
+            "IotId=x&Beta=1&Beta=2&Alpha=%ZZ",
+            InvalidParameter,
+            &["Beta"],
+        );
+        assert!(!e.message.contains("Alpha"), "{}", e.message);
+        let e = err_a(
+            "IotId=x&TaskStatusList=Q&Alpha=%ZZ",
+            InvalidParameter,
+            &["TaskStatusList"],
+        );
+        assert!(!e.message.contains("Alpha"), "{}", e.message);
+    }
+
+    // ---- step 3: the device ----
+
+    #[test]
+    fn missing_device_names_what_is_missing() {
+        let e = err_a("", MissingParameter, &["IotId", "ProductKey", "DeviceName"]);
+        assert!(e.message.contains("not supplied"));
+        err_a(
+            "IotId=&ProductKey=&DeviceName=",
+            MissingParameter,
+            &["IotId", "ProductKey", "DeviceName"],
+        );
+        let e = err_a("ProductKey=k1h9drZ****", MissingParameter, &["DeviceName"]);
+        assert!(!e.message.contains("ProductKey"), "{}", e.message);
+        let e = err_a("DeviceName=device", MissingParameter, &["ProductKey"]);
+        assert!(!e.message.contains("DeviceName"), "{}", e.message);
+        err_a(
+            "ProductKey=k&DeviceName=",
+            MissingParameter,
+            &["DeviceName"],
+        );
+        // Missing beats the format of the other half of the pair.
+        err_a("ProductKey=a+b", MissingParameter, &["DeviceName"]);
+        err_a("DeviceName=ab", MissingParameter, &["ProductKey"]);
+    }
+
+    #[test]
+    fn iot_id_wins_and_the_pair_is_not_consulted() {
+        let r = ok("IotId=x&ProductKey=a+b&DeviceName=ab");
+        assert_eq!(r.device(), DeviceRef::IotId("x"));
+        let r = ok("ProductKey=bad+key&IotId=x");
+        assert_eq!(r.device(), DeviceRef::IotId("x"));
+        let r = ok("IoTID=y&DeviceName=");
+        assert_eq!(r.device(), DeviceRef::IotId("y"));
+        // An empty IotId counts as absent: the pair is used.
+        let r = ok("IotId=&ProductKey=pk&DeviceName=dddd");
+        assert_eq!(
+            r.device(),
+            DeviceRef::Name {
+                product_key: "pk",
+                device_name: "dddd"
+            }
+        );
+        let r = ok("IoTID=&ProductKey=pk&DeviceName=dddd");
+        assert!(matches!(r.device(), DeviceRef::Name { .. }));
+    }
+
+    #[test]
+    fn device_formats() {
+        err_a("IotId=a+b", InvalidIotId, &["IotId"]);
+        err_a(
+            &format!("IotId={}", "x".repeat(65)),
+            InvalidIotId,
+            &["IotId", "64"],
+        );
+        err_a("IoTID=%C3%A9", InvalidIotId, &["IoTID"]);
+        ok(&format!("IotId={}", "x".repeat(64)));
+        err_a(
+            "ProductKey=a+b&DeviceName=dddd",
+            InvalidFormattedProductKey,
+            &["ProductKey"],
+        );
+        err_a(
+            &format!("ProductKey={}&DeviceName=dddd", "k".repeat(65)),
+            InvalidFormattedProductKey,
+            &["ProductKey"],
+        );
+        err_a(
+            "ProductKey=pk&DeviceName=abc",
+            InvalidFormattedDeviceName,
+            &["DeviceName", "4 to 32"],
+        );
+        err_a(
+            "ProductKey=pk&DeviceName=dev%2Fice",
+            InvalidFormattedDeviceName,
+            &["DeviceName"],
+        );
+        err_a(
+            &format!("ProductKey=pk&DeviceName={}", "d".repeat(33)),
+            InvalidFormattedDeviceName,
+            &["DeviceName"],
+        );
+        // ProductKey before DeviceName.
+        err_a(
+            "ProductKey=a+b&DeviceName=abc",
+            InvalidFormattedProductKey,
+            &["ProductKey"],
+        );
+        err_a(
+            "DeviceName=abc&ProductKey=a+b",
+            InvalidFormattedProductKey,
+            &["ProductKey"],
+        );
+    }
+
+    #[test]
+    fn device_beats_module_and_statuses() {
+        err_a("IotId=a+b&ModuleName=a:b", InvalidIotId, &["IotId"]);
+        err_a(
+            "ProductKey=a+b&DeviceName=dddd&ModuleName=a:b",
+            InvalidFormattedProductKey,
+            &["ProductKey"],
+        );
+        err_a(
+            "ProductKey=pk&DeviceName=abc&TaskStatus=DONE",
+            InvalidFormattedDeviceName,
+            &["DeviceName"],
+        );
+        err_a(
+            "ModuleName=a:b&TaskStatus=DONE",
+            MissingParameter,
+            &["IotId"],
+        );
+    }
+
+    // ---- step 4: ModuleName ----
+
+    #[test]
+    fn module_name() {
+        assert_eq!(
+            ok("IotId=x&ModuleName=Wifi_Module-2.1").module(),
+            Some("Wifi_Module-2.1")
+        );
+        assert_eq!(ok("IotId=x&ModuleName=").module(), None);
+        err_a(
+            "IotId=x&ModuleName=a:b",
+            InvalidFormattedParameter,
+            &["ModuleName"],
+        );
+        err_a(
+            "IotId=x&ModuleName=a+b",
+            InvalidFormattedParameter,
+            &["ModuleName"],
+        );
+        err_a(
+            &format!("IotId=x&ModuleName={}", "m".repeat(65)),
+            InvalidFormattedParameter,
+            &["ModuleName"],
+        );
+        // Module before statuses.
+        err_a(
+            "IotId=x&TaskStatus=DONE&ModuleName=a:b",
+            InvalidFormattedParameter,
+            &["ModuleName"],
+        );
+        // Unknown casing of the name: ignored.
+        assert_eq!(ok("IotId=x&modulename=a:b").module(), None);
+    }
+
+    // ---- step 5: statuses ----
+
+    #[test]
+    fn each_unfinished_status_is_accepted() {
+        for status in StatusSet::UNFINISHED.iter() {
+            let r = ok(&format!("IotId=x&TaskStatus={status}"));
+            assert_eq!(r.statuses(), StatusSet::only(status));
+            let r = ok(&format!("IotId=x&TaskStatusList.7={status}"));
+            assert_eq!(r.statuses(), StatusSet::only(status));
+        }
+        let all = "TaskStatusList.1=CONFIRM&TaskStatusList.2=QUEUED&TaskStatusList.3=NOTIFIED\
+                   &TaskStatusList.4=IN_PROGRESS";
+        assert_eq!(
+            ok(&format!("IotId=x&{all}")).statuses(),
+            StatusSet::UNFINISHED
+        );
+    }
+
+    #[test]
+    fn statuses_union_duplicates_gaps_and_empties() {
+        let r = ok("IotId=x&TaskStatus=QUEUED&TaskStatusList.1=QUEUED&TaskStatusList.100=CONFIRM");
+        assert_eq!(
+            r.statuses(),
+            StatusSet::EMPTY
+                .with(TaskStatus::Queued)
+                .with(TaskStatus::Confirm)
+        );
+        let r = ok("IotId=x&TaskStatus=&TaskStatusList.2=");
+        assert_eq!(r.statuses(), StatusSet::EMPTY);
+        assert_eq!(r.query().effective_statuses(), StatusSet::UNFINISHED);
+        let r = ok("IotId=x&TaskStatusList.50=NOTIFIED&TaskStatusList.3=");
+        assert_eq!(r.statuses(), StatusSet::only(TaskStatus::Notified));
+    }
+
+    #[test]
+    fn finished_and_unknown_statuses() {
+        for finished in ["SUCCEEDED", "FAILED", "CANCELED"] {
+            let e = err_a(
+                &format!("IotId=x&TaskStatus={finished}"),
+                InvalidFormattedParameter,
+                &["TaskStatus", finished, "unfinished"],
+            );
+            assert!(e.message.contains("only unfinished"));
+            err_a(
+                &format!("IotId=x&TaskStatusList.3={finished}"),
+                InvalidFormattedParameter,
+                &["TaskStatusList.3", "only unfinished"],
+            );
+        }
+        for unknown in ["queued", "DONE", "QUEUED+", "IN-PROGRESS", "%20QUEUED"] {
+            err_a(
+                &format!("IotId=x&TaskStatusList.3={unknown}"),
+                InvalidFormattedParameter,
+                &["TaskStatusList.3"],
+            );
+            err_a(
+                &format!("IotId=x&TaskStatus={unknown}"),
+                InvalidFormattedParameter,
+                &["TaskStatus"],
+            );
+        }
+    }
+
+    #[test]
+    fn task_status_before_the_list() {
+        let e = err_a(
+            "IotId=x&TaskStatusList.1=DONE&TaskStatus=BAD",
+            InvalidFormattedParameter,
+            &["TaskStatus", "BAD"],
+        );
+        assert!(!e.message.contains("TaskStatusList"), "{}", e.message);
+    }
+
+    #[test]
+    fn list_entries_in_index_order_not_received_order() {
+        let e = err_a(
+            "IotId=x&TaskStatusList.5=FIVE&TaskStatusList.2=TWO&TaskStatusList.10=TEN",
+            InvalidFormattedParameter,
+            &["TaskStatusList.2", "TWO"],
+        );
+        assert!(!e.message.contains("FIVE"));
+        // 10 sorts after 9 numerically, not as text.
+        err_a(
+            "IotId=x&TaskStatusList.10=TEN&TaskStatusList.9=NINE",
+            InvalidFormattedParameter,
+            &["TaskStatusList.9", "NINE"],
+        );
+        // A good smaller index does not hide a bad larger one.
+        err_a(
+            "IotId=x&TaskStatusList.1=QUEUED&TaskStatusList.2=SUCCEEDED",
+            InvalidFormattedParameter,
+            &["TaskStatusList.2"],
+        );
+    }
+
+    // ---- step 6: IotInstanceId ----
+
+    #[test]
+    fn instance_is_carried_through() {
+        assert_eq!(ok("IotId=x&IotInstanceId=").instance(), None);
+        assert_eq!(ok("IotId=x").query().instance_name(), "");
+        // Not checked here: the engine will not find it.
+        assert_eq!(ok("IotId=x&IotInstanceId=a%09b").instance(), Some("a\tb"));
+        // Statuses are checked before the instance would be.
+        err_a(
+            "IotId=x&IotInstanceId=a%09b&TaskStatus=DONE",
+            InvalidFormattedParameter,
+            &["TaskStatus"],
+        );
+    }
+
+    // ---- messages ----
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "Z".repeat(10_000);
+        let e = err(
+            &format!("Action={long}"),
+            InvalidActionNotFound,
+            &["Action", "…"],
+        );
+        assert!(e.message.len() < 300, "{}", e.message.len());
+        let e = err_a(
+            &format!("IotId=x&TaskStatus={long}"),
+            InvalidFormattedParameter,
+            &["…"],
+        );
+        assert!(e.message.len() < 300);
+        let e = err_a(
+            &format!("IotId=x&{long}=1&{long}=2"),
+            InvalidParameter,
+            &["…"],
+        );
+        assert!(e.message.len() < 300);
+        assert_eq!(echo("short"), "short");
+        assert_eq!(echo(&"é".repeat(64)), "é".repeat(64));
+        assert_eq!(echo(&"é".repeat(65)), format!("{}…", "é".repeat(64)));
+    }
+
+    #[test]
+    fn unknown_parameters_are_ignored() {
+        let r = ok(
+            "IotId=x&Format=JSON&Version=2018-01-20&AccessKeyId=id&SignatureMethod=HMAC-SHA1\
+             &SignatureNonce=n&SignatureVersion=1.0&Timestamp=t&RegionId=cn-shanghai&Whatever=%20\
+             &flag&=v",
+        );
+        assert_eq!(r.query(), Query::by_iot_id("x"));
+    }
+}
