@@ -8,6 +8,7 @@ pub(crate) mod intern;
 pub mod model;
 pub mod query;
 pub mod rpc;
+pub mod shard;
 pub(crate) mod store;
 pub mod view;
 
@@ -17,5 +18,6 @@ pub use engine::{
 };
 pub use ingest::{LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES};
 pub use model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp, Violation};
+pub use shard::shard_of;
 pub use query::{DeviceRef, Query, QueryError};
 pub use view::TaskFields;

@@ -107,3 +107,48 @@ macro_rules! record_fields {
 
 record_fields!(TaskRecord);
 record_fields!(RecordRef<'_>);
+
+impl<T: TaskFields + ?Sized> TaskFields for &T {
+    fn task_id(&self) -> &str {
+        (**self).task_id()
+    }
+    fn job_id(&self) -> &str {
+        (**self).job_id()
+    }
+    fn firmware_id(&self) -> &str {
+        (**self).firmware_id()
+    }
+    fn iot_id(&self) -> &str {
+        (**self).iot_id()
+    }
+    fn product_key(&self) -> &str {
+        (**self).product_key()
+    }
+    fn product_name(&self) -> &str {
+        (**self).product_name()
+    }
+    fn device_name(&self) -> &str {
+        (**self).device_name()
+    }
+    fn module_name(&self) -> &str {
+        (**self).module_name()
+    }
+    fn src_version(&self) -> &str {
+        (**self).src_version()
+    }
+    fn dest_version(&self) -> &str {
+        (**self).dest_version()
+    }
+    fn status(&self) -> TaskStatus {
+        (**self).status()
+    }
+    fn utc_create(&self) -> Timestamp {
+        (**self).utc_create()
+    }
+    fn utc_modified(&self) -> Timestamp {
+        (**self).utc_modified()
+    }
+    fn iot_instance_id(&self) -> &str {
+        (**self).iot_instance_id()
+    }
+}
