@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod engine;
+pub mod fleet;
 pub(crate) mod index;
 pub mod ingest;
 pub(crate) mod intern;
