@@ -1,0 +1,102 @@
+//! Answers requests read from standard input against a JSON Lines file (contract section 8).
+//!
+//! ```text
+//! cargo run --release --example query -- --data FILE [--case camel|pascal] [--request-id ID]
+//! ```
+//!
+//! One request per input line (a query string, optionally with a leading `?`, or a whole
+//! URL); one compact JSON response per output line. A bad data file: a message naming the
+//! line, exit status 1, no output. Bad arguments: exit status 2.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::process::ExitCode;
+
+use ota_index::rpc::{query_part, HttpRequest, KeyCase, Service};
+use ota_index::Engine;
+
+const USAGE: &str = "usage: query --data FILE [--case camel|pascal] [--request-id ID]";
+
+struct Args {
+    data: String,
+    case: KeyCase,
+    request_id: Option<String>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let (mut data, mut case, mut request_id) = (None, KeyCase::Camel, None);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--data" => data = Some(value()?),
+            "--case" => {
+                let v = value()?;
+                case = KeyCase::parse(&v).ok_or_else(|| format!("--case must be camel or pascal, not {v:?}"))?;
+            }
+            "--request-id" => request_id = Some(value()?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Args {
+        data: data.ok_or("--data FILE is required")?,
+        case,
+        request_id,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("query: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine = Engine::new();
+    if let Err(e) = engine.load_jsonl_file(&args.data) {
+        eprintln!("query: {}: {e}", args.data);
+        return ExitCode::from(1);
+    }
+    let service = Service::new(engine).with_case(args.case);
+    let stdin = std::io::stdin();
+    let mut stdout = BufWriter::new(std::io::stdout().lock());
+    let mut out = Vec::with_capacity(4096);
+    for line in stdin.lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("query: cannot read standard input: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.clear();
+        let request = HttpRequest {
+            request_id: args.request_id.as_deref(),
+            ..HttpRequest::get(query_part(&line))
+        };
+        service.answer(&request, &mut out);
+        out.push(b'\n');
+        if stdout.write_all(&out).is_err() {
+            return ExitCode::from(1);
+        }
+    }
+    if stdout.flush().is_err() {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,268 @@
+//! One call from a received request to the platform's response bytes.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::SystemTime;
+
+use smallvec::SmallVec;
+
+use crate::engine::Engine;
+use crate::model::Field;
+use crate::query::QueryError;
+use crate::rpc::error::{ErrorCode, RpcError};
+use crate::rpc::params::{Params, Source};
+use crate::rpc::request::{parse_request, ACTION_HEADER};
+use crate::rpc::response::{new_request_id, write_error, write_success, KeyCase};
+use crate::rpc::signature::{SignedRequest, Verifier};
+
+/// Longest query string (or form body) answered, in bytes; longer is `InvalidParameter`.
+/// The longest valid request (every parameter at its longest, 100 status list entries) is
+/// well under 8 KiB.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A request as received over HTTP: everything borrowed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpRequest<'a> {
+    /// `GET` or `POST` (another method is answered like `GET`: query string only).
+    pub method: &'a str,
+    /// The query string, without the `?`.
+    pub query: &'a str,
+    /// The body; read as a form only for `POST` with
+    /// `Content-Type: application/x-www-form-urlencoded`.
+    pub body: &'a [u8],
+    /// The headers (names in any case).
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The request id to answer with; `None`: a fresh random UUID.
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> HttpRequest<'a> {
+    /// A `GET` with this query string.
+    pub fn get(query: &'a str) -> HttpRequest<'a> {
+        HttpRequest {
+            method: "GET",
+            query,
+            ..HttpRequest::default()
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+
+    fn form_body(&self) -> Option<&'a [u8]> {
+        let is_form = self.header("content-type").is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        });
+        (self.method.eq_ignore_ascii_case("POST") && is_form && !self.body.is_empty())
+            .then_some(self.body)
+    }
+}
+
+/// The part of a request line that holds parameters: a query string as is, without a leading
+/// `?`, or the part of a whole URL after its `?` (a fragment dropped).
+///
+/// ```
+/// use ota_index::rpc::query_part;
+/// assert_eq!(query_part("?Action=X&IotId=1"), "Action=X&IotId=1");
+/// assert_eq!(query_part("http://127.0.0.1:8686/?Action=X"), "Action=X");
+/// assert_eq!(query_part("Action=X"), "Action=X");
+/// ```
+pub fn query_part(line: &str) -> &str {
+    let line = line.trim();
+    let line = match line.split_once('?') {
+        Some((_, rest)) => rest,
+        None => line,
+    };
+    line.split_once('#').map_or(line, |(q, _)| q)
+}
+
+/// The RPC endpoint: an engine, the key style of the answers, and optionally the signature
+/// check. `Send + Sync`; cheap to clone.
+///
+/// ```
+/// use ota_index::rpc::{HttpRequest, KeyCase, Service};
+/// use ota_index::Engine;
+///
+/// let service = Service::new(Engine::new());
+/// let mut out = Vec::new();
+/// let status = service.answer(
+///     &HttpRequest { request_id: Some("r1"), ..HttpRequest::get("Action=ListOTAUnfinishedTaskByDevice&IotId=dev-1") },
+///     &mut out,
+/// );
+/// assert_eq!(status, 200);
+/// assert_eq!(out, br#"{"code":"","data":{"simpleOTATaskInfo":[]},"requestId":"r1","success":true}"#);
+/// ```
+#[derive(Clone)]
+pub struct Service {
+    engine: Engine,
+    case: KeyCase,
+    verifier: Option<std::sync::Arc<Verifier>>,
+}
+
+impl Service {
+    /// Answers from `engine` in camelCase, unsigned.
+    pub fn new(engine: Engine) -> Service {
+        Service {
+            engine,
+            case: KeyCase::Camel,
+            verifier: None,
+        }
+    }
+
+    /// Answers in this key style.
+    #[must_use]
+    pub fn with_case(mut self, case: KeyCase) -> Service {
+        self.case = case;
+        self
+    }
+
+    /// Requires every request to be signed with one of the verifier's keys (contract
+    /// section 6); the signature is checked before any rule of section 3.
+    #[must_use]
+    pub fn with_verifier(mut self, verifier: Verifier) -> Service {
+        self.verifier = Some(std::sync::Arc::new(verifier));
+        self
+    }
+
+    /// The engine answered from.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The key style of the answers.
+    pub fn case(&self) -> KeyCase {
+        self.case
+    }
+
+    /// Writes the response to `request` into `out` (appending) and returns its HTTP status.
+    /// Never panics: anything unexpected is answered `iot.system.SystemException` (500).
+    pub fn answer(&self, request: &HttpRequest<'_>, out: &mut Vec<u8>) -> u16 {
+        self.answer_at(request, SystemTime::now(), out)
+    }
+
+    /// [`Service::answer`] with the clock given (for signature windows in tests).
+    pub fn answer_at(&self, request: &HttpRequest<'_>, now: SystemTime, out: &mut Vec<u8>) -> u16 {
+        let fresh;
+        let request_id = match request.request_id {
+            Some(id) => id,
+            None => {
+                fresh = new_request_id();
+                &fresh
+            }
+        };
+        let start = out.len();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.respond(request, now, request_id, out)
+        }));
+        let error = match result {
+            Ok(Ok(())) => return 200,
+            Ok(Err(error)) => error,
+            Err(_) => RpcError::new(
+                ErrorCode::SystemException,
+                "an unexpected internal error occurred; the request was not answered",
+            ),
+        };
+        out.truncate(start);
+        write_error(out, self.case, request_id, &error);
+        error.http_status()
+    }
+
+    fn respond(
+        &self,
+        request: &HttpRequest<'_>,
+        now: SystemTime,
+        request_id: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RpcError> {
+        let body = request.form_body();
+        let too_long = |what: &str, len: usize| {
+            RpcError::new(
+                ErrorCode::InvalidParameter,
+                format!("the {what} is {len} bytes, longer than the {MAX_REQUEST_BYTES}-byte limit"),
+            )
+        };
+        if request.query.len() > MAX_REQUEST_BYTES {
+            return Err(too_long("query string", request.query.len()));
+        }
+        if let Some(body) = body.filter(|b| b.len() > MAX_REQUEST_BYTES) {
+            return Err(too_long("form body", body.len()));
+        }
+        let params = Params::decode(request.query, body);
+        if let Some(verifier) = &self.verifier {
+            self.verify(verifier, request, &params, now)?;
+        }
+        let parsed = parse_request(&params, request.header(ACTION_HEADER))?;
+        let answer = self
+            .engine
+            .unfinished(&parsed.query())
+            .map_err(query_error)?;
+        write_success(out, self.case, request_id, answer.iter());
+        Ok(())
+    }
+
+    fn verify(
+        &self,
+        verifier: &Verifier,
+        request: &HttpRequest<'_>,
+        params: &Params<'_>,
+        now: SystemTime,
+    ) -> Result<(), RpcError> {
+        let mut query: SmallVec<[(&str, &str); 16]> = SmallVec::new();
+        let mut form: SmallVec<[(&str, &str); 4]> = SmallVec::new();
+        for p in params.iter() {
+            let (Some(name), Some(value)) = (p.name_str(), p.value_str()) else {
+                return Err(RpcError::new(
+                    ErrorCode::SignatureDoesNotMatch,
+                    "the request holds a parameter that is not valid form encoding, so its signature cannot match",
+                ));
+            };
+            match p.source {
+                Source::Query => query.push((name, value)),
+                Source::Body => form.push((name, value)),
+            }
+        }
+        if params.too_many() {
+            return Err(RpcError::new(
+                ErrorCode::InvalidParameter,
+                "too many parameters to verify the signature",
+            ));
+        }
+        verifier.verify(
+            &SignedRequest {
+                method: request.method,
+                query_params: &query,
+                body_params: &form,
+                headers: request.headers,
+                body: request.body,
+            },
+            now,
+        )
+    }
+}
+
+/// The RPC error for an engine query error (format errors are caught by `parse_request`
+/// first; this mapping keeps the typed API and the wire in agreement anyway).
+fn query_error(error: QueryError) -> RpcError {
+    let code = match &error {
+        QueryError::InstanceNotFound(_) => ErrorCode::InstanceNotFound,
+        QueryError::InvalidField(e) => match e.field {
+            Field::IotId => ErrorCode::InvalidIotId,
+            Field::ProductKey => ErrorCode::InvalidFormattedProductKey,
+            Field::DeviceName => ErrorCode::InvalidFormattedDeviceName,
+            _ => ErrorCode::InvalidFormattedParameter,
+        },
+        QueryError::FinishedStatus(_) => ErrorCode::InvalidFormattedParameter,
+    };
+    let message = match &error {
+        QueryError::InstanceNotFound(name) => {
+            format!("The instance named by parameter IotInstanceId does not exist: {name:?}")
+        }
+        other => other.to_string(),
+    };
+    RpcError::new(code, message)
+}
