@@ -1,0 +1,437 @@
+//! Serves `ListOTAUnfinishedTaskByDevice` over HTTP, as the platform's RPC endpoint does
+//! (contract section 8).
+//!
+//! ```text
+//! cargo run --release --example serve -- [--data FILE] [--addr 127.0.0.1:8686]
+//!     [--case camel|pascal] [--access-key ID:SECRET ...]
+//! ```
+//!
+//! - `--data FILE`: JSON Lines tasks (contract section 2). Without it, a generated demo fleet
+//!   (`Fleet::new(10_000)`, about 32,000 tasks) is served and a ready-to-paste `curl` line for
+//!   one of its devices is printed.
+//! - `--addr`: where to listen (default `127.0.0.1:8686`); port `0` picks a free port. Once
+//!   bound, the line `listening on http://ADDR` (the real address) is printed.
+//! - `--case`: key style of the answers (default `camel`, the seed page's). The official
+//!   Alibaba Cloud SDKs read PascalCase keys: use `--case pascal` for them.
+//! - `--access-key ID:SECRET`, repeatable: requests must be signed with one of these keys
+//!   (RPC v1 HMAC-SHA1 or V3 ACS3-HMAC-SHA256, contract section 6).
+//!
+//! Every flag also takes the `--flag=value` form. Bad arguments: usage on standard error,
+//! exit status 2. A bad data file: a message naming the line, exit status 1.
+//!
+//! HTTP face (choices of this program, beyond the contract):
+//!
+//! - Path `/` only, any method: `GET /?…` and `POST /` with parameters in the query string, a
+//!   form body (`Content-Type: application/x-www-form-urlencoded`), or both; another method
+//!   is answered like `GET` (query string only). Every other path is answered 404 with the
+//!   gateway envelope and code `InvalidAction.NotFound`: the platform's RPC endpoint lives at
+//!   `/`, and V3 signatures are computed over the path `/`.
+//! - Every answer is `Content-Type: application/json;charset=utf-8`, in the envelopes of
+//!   contract section 4, with the HTTP status of section 5.
+//! - Every request header is passed to the signature layer as received.
+//! - Limits: a body over 64 KiB is answered 413 (gateway envelope, code `InvalidParameter`,
+//!   the code the service gives an over-long query string); a request not answered within
+//!   10 s (a client that sends its body slowly) is answered 408 (code `RequestTimeout`);
+//!   at most 1,024 requests are answered at once, the rest wait their turn.
+//! - The service call itself runs on the async worker: it takes microseconds and never
+//!   blocks, so a `spawn_blocking` hop would cost more than it saves.
+//! - SIGINT (Ctrl-C) or SIGTERM: stop accepting, let requests in flight finish (at most
+//!   5 s), exit status 0.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::any;
+use axum::{BoxError, Router};
+use ota_index::fleet::Fleet;
+use ota_index::rpc::{
+    new_request_id, write_error, write_json_string, ErrorCode, HttpRequest, KeyCase, RpcError,
+    Service, Verifier, MAX_REQUEST_BYTES,
+};
+use ota_index::Engine;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::timeout::TimeoutLayer;
+use tower::ServiceBuilder;
+
+const USAGE: &str = "usage: serve [--data FILE] [--addr 127.0.0.1:8686] [--case camel|pascal] \
+                     [--access-key ID:SECRET ...]";
+const DEFAULT_ADDR: &str = "127.0.0.1:8686";
+/// Devices of the demo fleet served without `--data`.
+const DEMO_DEVICES: u64 = 10_000;
+/// Largest request body read; the service refuses longer form bodies anyway.
+const BODY_LIMIT: usize = MAX_REQUEST_BYTES;
+/// Longest a request may take, body upload included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests answered at once; more wait for a slot (each holds one body of at most 64 KiB).
+const MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// How long a shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+const JSON_CONTENT_TYPE: &str = "application/json;charset=utf-8";
+
+/// The command line.
+struct Args {
+    data: Option<String>,
+    addr: String,
+    case: KeyCase,
+    access_keys: Vec<(String, String)>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        data: None,
+        addr: DEFAULT_ADDR.to_owned(),
+        case: KeyCase::Camel,
+        access_keys: Vec::new(),
+    };
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--data" => parsed.data = Some(value()?),
+            "--addr" => parsed.addr = value()?,
+            "--case" => {
+                let v = value()?;
+                parsed.case = KeyCase::parse(&v)
+                    .ok_or_else(|| format!("--case must be camel or pascal, not {v:?}"))?;
+            }
+            "--access-key" => {
+                let v = value()?;
+                match v.split_once(':') {
+                    Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+                        parsed.access_keys.push((id.to_owned(), secret.to_owned()));
+                    }
+                    _ => return Err(format!("--access-key must be ID:SECRET, not {v:?}")),
+                }
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(parsed)
+}
+
+/// What every handler shares.
+struct AppState {
+    service: Service,
+}
+
+/// An answer with the JSON content type.
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    response
+}
+
+/// A gateway-envelope error answered by this program itself (not by the service), with an
+/// HTTP status of its own and a code that may lie outside contract section 5.
+fn gateway_error(case: KeyCase, status: StatusCode, code: &str, message: &str) -> Response {
+    let request_id = new_request_id();
+    let (code_key, message_key, id_key, success) = match case {
+        KeyCase::Camel => (
+            "{\"code\":",
+            ",\"message\":",
+            ",\"requestId\":",
+            ",\"success\":false}",
+        ),
+        KeyCase::Pascal => (
+            "{\"Code\":",
+            ",\"Message\":",
+            ",\"RequestId\":",
+            ",\"Success\":false}",
+        ),
+    };
+    let mut out = Vec::with_capacity(128 + message.len());
+    out.extend_from_slice(code_key.as_bytes());
+    write_json_string(&mut out, code);
+    out.extend_from_slice(message_key.as_bytes());
+    write_json_string(&mut out, message);
+    out.extend_from_slice(id_key.as_bytes());
+    write_json_string(&mut out, &request_id);
+    out.extend_from_slice(success.as_bytes());
+    json_response(status, out)
+}
+
+/// `/`, any method: one call to [`Service::answer`].
+async fn answer(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let case = state.service.case();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("the request body is longer than the {BODY_LIMIT}-byte limit")
+            } else {
+                format!(
+                    "the request body could not be read: {}",
+                    rejection.body_text()
+                )
+            };
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorCode::InvalidParameter.as_str()
+            } else {
+                "InvalidRequest"
+            };
+            return gateway_error(case, status, code, &message);
+        }
+    };
+    // Header values that are not UTF-8 cannot take part in a signature; they are left out.
+    let header_pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str(), std::str::from_utf8(value.as_bytes()).ok()?))
+        })
+        .collect();
+    let request = HttpRequest {
+        method: method.as_str(),
+        query: uri.query().unwrap_or(""),
+        body: &body,
+        headers: &header_pairs,
+        request_id: None,
+    };
+    let mut out = Vec::with_capacity(1024);
+    let status = state.service.answer(&request, &mut out);
+    json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        out,
+    )
+}
+
+/// Any path but `/`.
+async fn not_found(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    let error = RpcError::new(
+        ErrorCode::InvalidActionNotFound,
+        format!(
+            "No API is served at path {:?}; send requests to \"/\" (as in GET /?Action=ListOTAUnfinishedTaskByDevice&…).",
+            uri.path()
+        ),
+    );
+    let mut out = Vec::with_capacity(256);
+    write_error(&mut out, state.service.case(), &new_request_id(), &error);
+    json_response(StatusCode::NOT_FOUND, out)
+}
+
+/// The router: `/` answered by the service, the limits around it.
+fn router(service: Service) -> Router {
+    let case = service.case();
+    let state = Arc::new(AppState { service });
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |error: BoxError| async move {
+            if error.is::<tower::timeout::error::Elapsed>() {
+                gateway_error(
+                    case,
+                    StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeout",
+                    &format!(
+                        "the request was not complete within {} s",
+                        REQUEST_TIMEOUT.as_secs()
+                    ),
+                )
+            } else {
+                gateway_error(
+                    case,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::SystemException.as_str(),
+                    "an unexpected internal error occurred; the request was not answered",
+                )
+            }
+        }))
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
+        .layer(TimeoutLayer::new(REQUEST_TIMEOUT));
+    Router::new()
+        .route("/", any(answer))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(limits)
+        .with_state(state)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// A demo-fleet device for the printed `curl` line: the first with two to four unfinished
+/// tasks (an answer that fits a terminal), else the first with any.
+fn demo_device(fleet: &Fleet) -> Option<(String, String)> {
+    let unfinished = |i: u64| {
+        fleet
+            .device_tasks(i)
+            .iter()
+            .filter(|t| t.status.is_unfinished())
+            .count()
+    };
+    let devices = 0..fleet.device_count();
+    let index = devices
+        .clone()
+        .find(|&i| (2..=4).contains(&unfinished(i)))
+        .or_else(|| devices.clone().find(|&i| unfinished(i) > 0))?;
+    let device = fleet.device(index);
+    Some((device.product_key, device.device_name))
+}
+
+/// Percent-encodes a value for the printed URL.
+fn url_value(value: &str) -> String {
+    let mut out = String::new();
+    ota_index::rpc::signature::percent_encode(value, &mut out);
+    out
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("serve: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine = Engine::new();
+    let mut demo = None;
+    match &args.data {
+        Some(path) => match engine.load_jsonl_file(path) {
+            Ok(report) => println!("loaded {} records from {path}", report.records),
+            Err(e) => {
+                eprintln!("serve: {path}: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => {
+            let fleet = Fleet::new(DEMO_DEVICES);
+            if let Err(e) = engine.load_jsonl(&fleet.to_jsonl()) {
+                eprintln!("serve: the demo fleet did not load: {e}");
+                return ExitCode::from(1);
+            }
+            println!(
+                "serving a demo fleet: {} tasks of {DEMO_DEVICES} devices",
+                engine.len()
+            );
+            demo = demo_device(&fleet);
+        }
+    }
+    let signed = !args.access_keys.is_empty();
+    let mut service = Service::new(engine).with_case(args.case);
+    if signed {
+        service = service.with_verifier(Verifier::new(args.access_keys));
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("serve: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(&args.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("serve: cannot listen on {}: {e}", args.addr);
+                return ExitCode::from(1);
+            }
+        };
+        let addr: SocketAddr = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("serve: cannot read the bound address: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if let Some((product_key, device_name)) = &demo {
+            println!(
+                "try: curl 'http://{addr}/?Action=ListOTAUnfinishedTaskByDevice&ProductKey={}&DeviceName={}'",
+                url_value(product_key),
+                url_value(device_name)
+            );
+        }
+        if signed {
+            println!(
+                "requests must be signed with a --access-key (RPC v1 HMAC-SHA1 or V3 \
+                 ACS3-HMAC-SHA256); unsigned ones are refused with MissingParameter"
+            );
+        }
+        println!("listening on http://{addr}");
+        // Tests and scripts wait for the line above; stdout is a pipe there, so flush.
+        let _ = std::io::stdout().flush();
+
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, router(service)).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        let mut server = tokio::spawn(async move { server.await });
+        tokio::select! {
+            result = &mut server => {
+                // The server ended on its own: an accept-loop failure.
+                eprintln!("serve: the server stopped: {result:?}");
+                return ExitCode::from(1);
+            }
+            () = shutdown_signal() => {}
+        }
+        println!("shutting down");
+        let _ = std::io::stdout().flush();
+        let _ = stop.send(());
+        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+            Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+            Ok(Ok(Err(e))) => {
+                eprintln!("serve: {e}");
+                ExitCode::from(1)
+            }
+            Ok(Err(e)) => {
+                eprintln!("serve: {e}");
+                ExitCode::from(1)
+            }
+            // Requests still in flight after the grace period are dropped; the stop was asked.
+            Err(_) => ExitCode::SUCCESS,
+        }
+    })
+}
