@@ -39,7 +39,7 @@
 //!   5 s), exit status 0.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +80,8 @@ const JSON_CONTENT_TYPE: &str = "application/json;charset=utf-8";
 /// The command line.
 struct Args {
     data: Option<String>,
-    addr: String,
+    /// The `--addr` text, and what it resolved to.
+    addr: (String, Vec<SocketAddr>),
     case: KeyCase,
     access_keys: Vec<(String, String)>,
 }
@@ -88,7 +89,7 @@ struct Args {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         data: None,
-        addr: DEFAULT_ADDR.to_owned(),
+        addr: (DEFAULT_ADDR.to_owned(), Vec::new()),
         case: KeyCase::Camel,
         access_keys: Vec::new(),
     };
@@ -105,7 +106,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         };
         match flag.as_str() {
             "--data" => parsed.data = Some(value()?),
-            "--addr" => parsed.addr = value()?,
+            "--addr" => parsed.addr.0 = value()?,
             "--case" => {
                 let v = value()?;
                 parsed.case = KeyCase::parse(&v)
@@ -123,6 +124,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    // A malformed address is a bad argument (exit 2); one that cannot be bound is not.
+    parsed.addr.1 = match parsed.addr.0.to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(e) => return Err(format!("--addr {:?} is not HOST:PORT: {e}", parsed.addr.0)),
+    };
+    if parsed.addr.1.is_empty() {
+        return Err(format!("--addr {:?} names no address", parsed.addr.0));
     }
     Ok(parsed)
 }
@@ -373,10 +382,10 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(&args.addr).await {
+        let listener = match tokio::net::TcpListener::bind(args.addr.1.as_slice()).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("serve: cannot listen on {}: {e}", args.addr);
+                eprintln!("serve: cannot listen on {}: {e}", args.addr.0);
                 return ExitCode::from(1);
             }
         };
