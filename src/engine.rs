@@ -578,7 +578,7 @@ impl Engine {
         record.validate()?;
         let mut dir = self.inner.writer.lock();
         self.check_identity(record, None)?;
-        self.check_capacity(std::iter::once(record.iot_id))?;
+        self.check_capacity(std::iter::once((self.shard_index(record.iot_id), 1)))?;
         self.apply(&mut dir, record)
     }
 
@@ -589,30 +589,43 @@ impl Engine {
         &self,
         records: &[RecordRef<'_>],
     ) -> Result<WriteSummary, (usize, WriteError)> {
-        self.write_batch_by(records.len(), |i| records[i])
+        self.write_batch_by(records.len(), false, |i| records[i])
     }
 
     /// [`Engine::write_batch`] over records made on demand by `get(0..n)` (the bulk loader
     /// keeps them compact and builds each view twice rather than holding them all).
+    /// `validated`: the caller already checked every field rule (the bulk loader does, while
+    /// parsing).
     pub(crate) fn write_batch_by<'r>(
         &self,
         n: usize,
+        validated: bool,
         get: impl Fn(usize) -> RecordRef<'r>,
     ) -> Result<WriteSummary, (usize, WriteError)> {
-        for i in 0..n {
-            get(i).validate().map_err(|e| (i, WriteError::from(e)))?;
+        if !validated {
+            for i in 0..n {
+                get(i).validate().map_err(|e| (i, WriteError::from(e)))?;
+            }
         }
         let mut dir = self.inner.writer.lock();
         let mut overlay = Overlay::default();
+        // Rows and task-id bytes each shard will receive at most, for capacity and sizing.
+        let mut per_shard = vec![(0usize, 0usize); self.inner.shards.len()];
         for i in 0..n {
-            self.check_identity(&get(i), Some(&mut overlay))
+            let r = get(i);
+            self.check_identity(&r, Some(&mut overlay))
                 .map_err(|e| (i, e))?;
+            let e = &mut per_shard[self.shard_index(r.iot_id)];
+            e.0 += 1;
+            e.1 += r.task_id.len() + 1;
         }
         drop(overlay);
-        self.check_capacity((0..n).map(|i| get(i).iot_id))
+        self.check_capacity(per_shard.iter().enumerate().map(|(s, &(rows, _))| (s, rows)))
             .map_err(|e| (0, e))?;
         if n >= 1024 {
-            self.reserve((0..n).map(&get));
+            for (shard, &(rows, bytes)) in per_shard.iter().enumerate() {
+                self.inner.shards[shard].0.write().reserve(rows, bytes);
+            }
             dir.table.reserve(n, |e| spread(e.hash));
         }
         let mut summary = WriteSummary::default();
@@ -749,15 +762,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Refuses a batch that could overfill a shard (counting every record as new), so that
-    /// capacity never fails half-way through a batch.
-    fn check_capacity<'r>(&self, iot_ids: impl Iterator<Item = &'r str>) -> Result<(), WriteError> {
-        let mut per_shard = vec![0usize; self.inner.shards.len()];
-        for iot in iot_ids {
-            per_shard[self.shard_index(iot)] += 1;
-        }
+    /// Refuses a write that could overfill a shard, given `(shard, records)` pairs (every
+    /// record counted as new), so that capacity never fails half-way through a batch.
+    fn check_capacity(&self, per_shard: impl Iterator<Item = (usize, usize)>) -> Result<(), WriteError> {
         let capacity = (u32::MAX >> self.inner.shard_bits) as usize;
-        for (shard, n) in per_shard.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+        for (shard, n) in per_shard.filter(|&(_, n)| n > 0) {
             let guard = self.inner.shards[shard].0.read();
             let used = guard.live_rows().max(guard.devices.len());
             if used + n > capacity {
@@ -765,19 +774,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// Sizes columns for a large batch, so they grow once, exactly.
-    fn reserve<'r>(&self, records: impl Iterator<Item = RecordRef<'r>>) {
-        let mut per_shard = vec![(0usize, 0usize); self.inner.shards.len()];
-        for r in records {
-            let e = &mut per_shard[self.shard_index(r.iot_id)];
-            e.0 += 1;
-            e.1 += r.task_id.len() + 1;
-        }
-        for (shard, (rows, bytes)) in per_shard.into_iter().enumerate() {
-            self.inner.shards[shard].0.write().reserve(rows, bytes);
-        }
     }
 
     fn instance_for_write(&self, name: &str) -> InstanceId {

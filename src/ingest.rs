@@ -179,8 +179,13 @@ impl Stager {
                 kind: LoadErrorKind::InputTooLarge { bytes: input.len() },
             });
         }
-        for (i, line) in input.split(|&b| b == b'\n').enumerate() {
-            let number = i + 1;
+        let mut start = 0;
+        let mut number = 0;
+        while start <= input.len() {
+            let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
+            let line = &input[start..end];
+            start = end + 1;
+            number += 1;
             if line.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
@@ -305,7 +310,7 @@ impl Engine {
         stager.stage_all(input)?;
         let n = stager.records.len();
         let summary = self
-            .write_batch_by(n, |i| stager.get(i))
+            .write_batch_by(n, true, |i| stager.get(i))
             .map_err(|(i, e)| LoadError {
                 line: stager.records.get(i).map_or(0, |r| r.line as usize),
                 kind: match e {

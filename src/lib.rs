@@ -1,4 +1,5 @@
 //! ota-index (manual written below once the engine lands).
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod engine;

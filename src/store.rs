@@ -98,7 +98,7 @@ pub(crate) struct Shard {
     pub(crate) dict: Interner,
     variants: Vec<VariantSlot>,
     variant_free: Vec<u32>,
-    /// Variant tuple → id.
+    /// Hash of a variant's six strings → id.
     variant_table: HashTable<u32>,
     /// Task id bytes.
     keys: ByteSlab,
@@ -383,49 +383,58 @@ impl Shard {
 
     // ---- variants ------------------------------------------------------------------------
 
-    fn variant_hash(&self, v: &Variant) -> u64 {
-        self.hasher.hash_one(v)
+    /// Variants are found by the hash of their six strings, so a write resolves its tuple
+    /// with one hash and one probe (then six short comparisons) instead of seven dictionary
+    /// lookups and a tuple probe.
+    fn text_hash(hasher: &DefaultHashBuilder, t: [&str; 6]) -> u64 {
+        hasher.hash_one(t)
+    }
+
+    fn variant_text(&self, v: &Variant) -> [&str; 6] {
+        let d = &self.dict;
+        [
+            d.get(v.job),
+            d.get(v.firmware),
+            d.get(v.product_name),
+            d.get(v.module),
+            d.get(v.src),
+            d.get(v.dest),
+        ]
+    }
+
+    fn record_text<'r>(rec: &RecordRef<'r>) -> [&'r str; 6] {
+        [
+            rec.job_id,
+            rec.firmware_id,
+            rec.product_name,
+            rec.module_name,
+            rec.src_version,
+            rec.dest_version,
+        ]
     }
 
     fn variant_matches(&self, id: VariantId, rec: &RecordRef<'_>) -> bool {
-        let v = &self.variants[id.idx()].variant;
-        let d = &self.dict;
-        d.get(v.job) == rec.job_id
-            && d.get(v.firmware) == rec.firmware_id
-            && d.get(v.product_name) == rec.product_name
-            && d.get(v.module) == rec.module_name
-            && d.get(v.src) == rec.src_version
-            && d.get(v.dest) == rec.dest_version
+        self.variant_text(&self.variants[id.idx()].variant) == Self::record_text(rec)
     }
 
-    fn find_variant(&self, v: &Variant) -> Option<u32> {
-        let hash = self.variant_hash(v);
+    fn find_variant_text(&self, text: [&str; 6]) -> Option<u32> {
+        let hash = Self::text_hash(&self.hasher, text);
         self.variant_table
-            .find(hash, |&id| self.variants[id as usize].variant == *v)
+            .find(hash, |&id| {
+                self.variant_text(&self.variants[id as usize].variant) == text
+            })
             .copied()
     }
 
     /// The variant of `rec`, taking one reference to it.
     fn intern_variant(&mut self, rec: &RecordRef<'_>) -> VariantId {
-        let mut buf = [0u8; MODULE_MAX];
-        let fold = fold_module(rec.module_name, &mut buf);
-        // Fast path: every string and the tuple already known; no dictionary reference moves.
-        let d = &self.dict;
-        let known = (|| {
-            Some(Variant {
-                job: d.lookup(rec.job_id)?,
-                firmware: d.lookup(rec.firmware_id)?,
-                product_name: d.lookup(rec.product_name)?,
-                module: d.lookup(rec.module_name)?,
-                module_fold: d.lookup(fold)?,
-                src: d.lookup(rec.src_version)?,
-                dest: d.lookup(rec.dest_version)?,
-            })
-        })();
-        if let Some(id) = known.and_then(|v| self.find_variant(&v)) {
+        let text = Self::record_text(rec);
+        if let Some(id) = self.find_variant_text(text) {
             self.variants[id as usize].refs += 1;
             return VariantId(id);
         }
+        let mut buf = [0u8; MODULE_MAX];
+        let fold = fold_module(rec.module_name, &mut buf);
         let v = Variant {
             job: self.dict.intern(rec.job_id),
             firmware: self.dict.intern(rec.firmware_id),
@@ -435,11 +444,6 @@ impl Shard {
             src: self.dict.intern(rec.src_version),
             dest: self.dict.intern(rec.dest_version),
         };
-        if let Some(id) = self.find_variant(&v) {
-            self.release_strings(&v);
-            self.variants[id as usize].refs += 1;
-            return VariantId(id);
-        }
         let slot = VariantSlot {
             variant: v,
             refs: 1,
@@ -454,10 +458,21 @@ impl Shard {
                 (self.variants.len() - 1) as u32
             }
         };
-        let hash = self.variant_hash(&v);
-        let (variants, hasher) = (&self.variants, &self.hasher);
+        let hash = Self::text_hash(&self.hasher, text);
+        let (variants, dict, hasher) = (&self.variants, &self.dict, &self.hasher);
         self.variant_table.insert_unique(hash, id, |&id| {
-            hasher.hash_one(variants[id as usize].variant)
+            let v = &variants[id as usize].variant;
+            Self::text_hash(
+                hasher,
+                [
+                    dict.get(v.job),
+                    dict.get(v.firmware),
+                    dict.get(v.product_name),
+                    dict.get(v.module),
+                    dict.get(v.src),
+                    dict.get(v.dest),
+                ],
+            )
         });
         VariantId(id)
     }
@@ -467,7 +482,7 @@ impl Shard {
         slot.refs -= 1;
         if slot.refs == 0 {
             let v = slot.variant;
-            let hash = self.variant_hash(&v);
+            let hash = Self::text_hash(&self.hasher, self.variant_text(&v));
             if let Ok(entry) = self.variant_table.find_entry(hash, |&x| x == id.0) {
                 entry.remove();
             }
@@ -672,7 +687,7 @@ impl Shard {
                     slot.refs, variant_refs[i]
                 ));
             }
-            if self.find_variant(&slot.variant) != Some(i as u32) {
+            if self.find_variant_text(self.variant_text(&slot.variant)) != Some(i as u32) {
                 return Err(format!("variant {i} does not look up to itself"));
             }
             let v = slot.variant;
