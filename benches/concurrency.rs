@@ -1,1 +1,209 @@
-fn main() {}
+//! Group `concurrency`: ota-index read throughput (the query mix through `Service::answer`)
+//! with 1 and 2 reader threads, without and with one writer thread upserting existing tasks
+//! at a steady, paced rate (100,000 a second unless `OTA_BENCH_WRITES_PER_SEC` says
+//! otherwise).
+//!
+//! One iteration is one request answered by each reader (throughput `readers` elements), so
+//! criterion's elements/s is the readers' combined throughput. The writer's achieved rate is
+//! printed after each benchmark.
+//!
+//! ```text
+//! OTA_BENCH_DEVICES=100000 cargo bench --bench concurrency -- --sample-size 10
+//! ```
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use ota_index::fleet::Fleet;
+use ota_index::rpc::{HttpRequest, Service};
+use ota_index::{Engine, TaskRecord, TaskStatus, Timestamp, UpsertOutcome};
+
+mod common;
+use common::{build_engine, device_counts, query_count, timed, REQUEST_ID};
+
+/// 2030-01-01T00:00:00Z: later than every `utcModified` of the fleet.
+const FUTURE_MS: i64 = 1_893_456_000_000;
+
+/// The writer's changes: existing tasks, each upsert a new status and a newer `utcModified`.
+struct Writer {
+    pool: Vec<TaskRecord>,
+    /// Changes made so far (also the millisecond offset of the next `utcModified`).
+    changes: u64,
+    rate: u64,
+    /// Upserts and time spent writing, over every round of the current benchmark.
+    written: u64,
+    busy: Duration,
+}
+
+impl Writer {
+    fn new(fleet: &Fleet, rate: u64) -> Writer {
+        let step = (fleet.device_count() / 50_000).max(1);
+        let pool = (0..fleet.device_count())
+            .step_by(step as usize)
+            .flat_map(|i| fleet.device_tasks(i))
+            .collect();
+        Writer {
+            pool,
+            changes: 0,
+            rate,
+            written: 0,
+            busy: Duration::ZERO,
+        }
+    }
+
+    fn upsert_next(&mut self, engine: &Engine) {
+        let len = self.pool.len() as u64;
+        let k = self.changes;
+        let record = &mut self.pool[(k % len) as usize];
+        record.status = TaskStatus::ALL[((k / len) % 7) as usize];
+        record.utc_modified = Timestamp::from_millis(FUTURE_MS + k as i64);
+        let outcome = engine.upsert(record);
+        debug_assert_eq!(outcome, Ok(UpsertOutcome::Replaced));
+        black_box(outcome).expect("upsert of an existing task");
+        self.changes += 1;
+    }
+
+    /// Upserts at `rate` a second, paced by the clock, until `stop`.
+    fn run(&mut self, engine: &Engine, stop: &AtomicBool) {
+        let start = Instant::now();
+        let mut done = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let due = (start.elapsed().as_nanos() * u128::from(self.rate) / 1_000_000_000) as u64;
+            while done < due {
+                self.upsert_next(engine);
+                done += 1;
+            }
+            thread::sleep(Duration::from_micros(200));
+        }
+        self.written += done;
+        self.busy += start.elapsed();
+    }
+
+    fn report(&mut self, name: &str) {
+        if self.written > 0 {
+            eprintln!(
+                "[bench] {name}: writer made {} upserts in {:.2} s = {:.0}/s (target {}/s)",
+                self.written,
+                self.busy.as_secs_f64(),
+                self.written as f64 / self.busy.as_secs_f64(),
+                self.rate
+            );
+        }
+        self.written = 0;
+        self.busy = Duration::ZERO;
+    }
+}
+
+/// `readers` threads each answer `iters` requests (starting at different places in the mix)
+/// while the writer, if any, writes; the wall time from the common start to the last reader
+/// done.
+fn round(
+    service: &Service,
+    queries: &[String],
+    readers: usize,
+    writer: Option<&mut Writer>,
+    iters: u64,
+) -> Duration {
+    let stop = AtomicBool::new(false);
+    let barrier = Barrier::new(readers + 1 + usize::from(writer.is_some()));
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..readers)
+            .map(|r| {
+                let (service, barrier) = (service.clone(), &barrier);
+                s.spawn(move || {
+                    let mut out = Vec::with_capacity(64 * 1024);
+                    let mut next = r * queries.len() / readers;
+                    barrier.wait();
+                    for _ in 0..iters {
+                        out.clear();
+                        service.answer(
+                            &HttpRequest {
+                                request_id: Some(REQUEST_ID),
+                                ..HttpRequest::get(&queries[next])
+                            },
+                            &mut out,
+                        );
+                        black_box(out.len());
+                        next += 1;
+                        if next == queries.len() {
+                            next = 0;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let writing = writer.map(|w| {
+            let (engine, barrier, stop) = (service.engine(), &barrier, &stop);
+            s.spawn(move || {
+                barrier.wait();
+                w.run(engine, stop);
+            })
+        });
+        barrier.wait();
+        let start = Instant::now();
+        for h in handles {
+            h.join().expect("reader thread");
+        }
+        let elapsed = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        if let Some(h) = writing {
+            h.join().expect("writer thread");
+        }
+        elapsed
+    })
+}
+
+fn concurrency(c: &mut Criterion) {
+    let rate = std::env::var("OTA_BENCH_WRITES_PER_SEC")
+        .ok()
+        .and_then(|s| s.replace('_', "").parse().ok())
+        .unwrap_or(100_000u64);
+    let mut group = c.benchmark_group("concurrency");
+    for devices in device_counts() {
+        let fleet = Fleet::new(devices);
+        let queries = fleet.queries(query_count());
+        let engine = timed(&format!("ota-index build, {devices} devices"), || {
+            build_engine(&fleet)
+        });
+        let tasks = engine.len();
+        let service = Service::new(engine);
+        let mut writer = Writer::new(&fleet, rate);
+        for readers in [1usize, 2] {
+            for with_writer in [false, true] {
+                let name = if with_writer {
+                    format!("readers-{readers}+writer")
+                } else {
+                    format!("readers-{readers}")
+                };
+                group.throughput(Throughput::Elements(readers as u64));
+                group.bench_function(BenchmarkId::new(&name, devices), |b| {
+                    b.iter_custom(|iters| {
+                        let w = if with_writer { Some(&mut writer) } else { None };
+                        round(&service, &queries, readers, w, iters)
+                    });
+                });
+                writer.report(&format!("concurrency/{name}/{devices}"));
+            }
+        }
+        assert_eq!(
+            service.engine().len(),
+            tasks,
+            "the writer only replaces tasks"
+        );
+        service
+            .engine()
+            .internal_validate()
+            .expect("engine invariants after the concurrent writes");
+    }
+    group.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    concurrency(&mut c);
+    c.final_summary();
+}

@@ -1,1 +1,142 @@
-fn main() {}
+//! Group `query_mix`: one iteration answers one request of `Fleet::queries` into a reused
+//! buffer, for ota-index and the alternatives of `common` (same group, same requests, same
+//! bytes, checked before timing).
+//!
+//! ```text
+//! cargo bench --bench query                                   # 100,000 and 1,000,000 devices
+//! OTA_BENCH_DEVICES=100000 cargo bench --bench query -- --sample-size 10
+//! OTA_BENCH_IMPLS=ota-index,floor-prerendered cargo bench --bench query
+//! ```
+//!
+//! `OTA_BENCH_PROFILE=<impl> OTA_BENCH_PROFILE_QUERIES=<n>` skips criterion: it builds that one
+//! implementation and answers `n` requests in `profile_loop` (for `valgrind --tool=callgrind
+//! --toggle-collect=*profile_loop*`).
+
+use std::hint::black_box;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use ota_index::fleet::Fleet;
+use ota_index::rpc::Service;
+
+mod common;
+use common::{
+    build_engine, device_counts, query_count, selected, timed, Answer, Floor, NaiveStore, OtaIndex,
+    Reference, SqliteStore, FLOOR, NAIVE, OTA_INDEX, SQLITE,
+};
+
+/// Times one implementation on the cycled request list.
+fn bench_one(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    devices: u64,
+    imp: &dyn Answer,
+    queries: &[String],
+) {
+    group.bench_function(BenchmarkId::new(name, devices), |b| {
+        let mut out = Vec::with_capacity(64 * 1024);
+        let mut next = 0;
+        b.iter(|| {
+            let query = &queries[next];
+            next += 1;
+            if next == queries.len() {
+                next = 0;
+            }
+            out.clear();
+            imp.answer(query, &mut out);
+            black_box(out.len())
+        });
+    });
+}
+
+/// Builds, checks and times each implementation in turn, dropping each before building the
+/// next (a 1,000,000-device fleet in SQLite alone takes about a gigabyte).
+fn query_mix(c: &mut Criterion) {
+    let mut group = c.benchmark_group("query_mix");
+    group.throughput(Throughput::Elements(1));
+    for devices in device_counts() {
+        let fleet = Fleet::new(devices);
+        let queries = fleet.queries(query_count());
+        let mut reference: Option<Reference> = None;
+        let mut run = |name: &'static str, imp: &dyn Answer, only_unfiltered: bool| {
+            match &reference {
+                Some(r) => {
+                    r.check(name, imp, &queries, only_unfiltered);
+                }
+                None if only_unfiltered => {
+                    panic!("{name} cannot be the reference: select another implementation too")
+                }
+                None => reference = Some(Reference::record(name, imp, &queries)),
+            }
+            bench_one(&mut group, name, devices, imp, &queries);
+        };
+        if selected(OTA_INDEX) {
+            let engine = timed(&format!("{OTA_INDEX} build, {devices} devices"), || {
+                build_engine(&fleet)
+            });
+            eprintln!("[bench] {OTA_INDEX}: {} tasks", engine.len());
+            run(OTA_INDEX, &OtaIndex(Service::new(engine)), false);
+        }
+        if selected(NAIVE) {
+            let naive = timed(&format!("{NAIVE} build, {devices} devices"), || {
+                NaiveStore::from_fleet(&fleet)
+            });
+            run(NAIVE, &naive, false);
+        }
+        if selected(SQLITE) {
+            let sqlite = timed(&format!("{SQLITE} build, {devices} devices"), || {
+                SqliteStore::from_fleet(&fleet)
+            });
+            run(SQLITE, &sqlite, false);
+        }
+        if selected(FLOOR) {
+            let floor = timed(&format!("{FLOOR} build, {devices} devices"), || {
+                Floor::from_fleet(&fleet)
+            });
+            run(FLOOR, &floor, true);
+        }
+    }
+    group.finish();
+}
+
+/// Answers `n` requests of the mix; a separate function so callgrind can collect only it.
+#[inline(never)]
+fn profile_loop(imp: &dyn Answer, queries: &[String], n: usize) -> usize {
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut total = 0;
+    for query in queries.iter().cycle().take(n) {
+        out.clear();
+        imp.answer(query, &mut out);
+        total += out.len();
+    }
+    total
+}
+
+fn profile(name: &str) {
+    let devices = device_counts()[0];
+    let n = std::env::var("OTA_BENCH_PROFILE_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let fleet = Fleet::new(devices);
+    let queries = fleet.queries(query_count());
+    let imp: Box<dyn Answer> = match name {
+        OTA_INDEX => Box::new(OtaIndex(Service::new(build_engine(&fleet)))),
+        NAIVE => Box::new(NaiveStore::from_fleet(&fleet)),
+        SQLITE => Box::new(SqliteStore::from_fleet(&fleet)),
+        FLOOR => Box::new(Floor::from_fleet(&fleet)),
+        other => panic!("OTA_BENCH_PROFILE={other:?}: not an implementation"),
+    };
+    let bytes = profile_loop(imp.as_ref(), &queries, n);
+    eprintln!("[bench] profiled {name}: {n} requests, {bytes} response bytes");
+}
+
+fn main() {
+    if let Ok(name) = std::env::var("OTA_BENCH_PROFILE") {
+        profile(&name);
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    query_mix(&mut c);
+    c.final_summary();
+}
