@@ -260,11 +260,22 @@ pub struct TaskFilter<'a> {
     pub job: Option<&'a str>,
 }
 
-/// Identity bindings made by earlier records of a batch that is not applied yet.
+/// What the earlier records of a batch that is not applied yet will have done: the bindings
+/// they make and the newest `utcModified` they leave per task.
 #[derive(Default)]
 struct Overlay<'r> {
     by_iot: HashMap<(&'r str, &'r str), (&'r str, &'r str)>,
     by_pair: HashMap<(&'r str, &'r str, &'r str), &'r str>,
+    latest: HashMap<(&'r str, &'r str), Timestamp>,
+}
+
+fn conflict(rec: &RecordRef<'_>, bound: Binding) -> WriteError {
+    WriteError::IdentityConflict {
+        iot_id: rec.iot_id.to_owned(),
+        product_key: rec.product_key.to_owned(),
+        device_name: rec.device_name.to_owned(),
+        bound,
+    }
 }
 
 impl Engine {
@@ -577,7 +588,7 @@ impl Engine {
     pub fn upsert_ref(&self, record: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
         record.validate()?;
         let mut dir = self.inner.writer.lock();
-        self.check_identity(record, None)?;
+        self.check_identity(record)?;
         self.check_capacity(std::iter::once((self.shard_index(record.iot_id), 1)))?;
         self.apply(&mut dir, record)
     }
@@ -613,7 +624,7 @@ impl Engine {
         let mut per_shard = vec![(0usize, 0usize); self.inner.shards.len()];
         for i in 0..n {
             let r = get(i);
-            self.check_identity(&r, Some(&mut overlay))
+            self.check_batch_record(&dir, &r, &mut overlay)
                 .map_err(|e| (i, e))?;
             let e = &mut per_shard[self.shard_index(r.iot_id)];
             e.0 += 1;
@@ -634,6 +645,23 @@ impl Engine {
             summary.count(self.apply(&mut dir, &get(i)).map_err(|e| (i, e))?);
         }
         Ok(summary)
+    }
+
+    /// The first record of `0..n` that contradicts a binding of the store or of an earlier
+    /// record, checked without writing. The bulk loader asks this about the lines before a
+    /// malformed one, so that the first bad line is the one reported.
+    pub(crate) fn first_identity_conflict<'r>(
+        &self,
+        n: usize,
+        get: impl Fn(usize) -> RecordRef<'r>,
+    ) -> Option<(usize, WriteError)> {
+        let dir = self.inner.writer.lock();
+        let mut overlay = Overlay::default();
+        (0..n).find_map(|i| {
+            self.check_batch_record(&dir, &get(i), &mut overlay)
+                .err()
+                .map(|e| (i, e))
+        })
     }
 
     /// Deletes task `task_id` of `instance` outright; `Ok(false)` when there is none.
@@ -691,20 +719,9 @@ impl Engine {
             .map(|e| e.loc)
     }
 
-    /// Refuses a record that would bind a device to a second identity (contract section 1).
-    /// With an overlay, bindings of earlier records of the batch count too, and this record's
-    /// new binding is added to it.
-    fn check_identity<'r>(
-        &self,
-        rec: &RecordRef<'r>,
-        overlay: Option<&mut Overlay<'r>>,
-    ) -> Result<(), WriteError> {
-        let conflict = |bound| WriteError::IdentityConflict {
-            iot_id: rec.iot_id.to_owned(),
-            product_key: rec.product_key.to_owned(),
-            device_name: rec.device_name.to_owned(),
-            bound,
-        };
+    /// Refuses a record that would bind a device to a second identity (contract section 1),
+    /// against the store's bindings; `Ok(true)` when the store already binds the device.
+    fn check_identity(&self, rec: &RecordRef<'_>) -> Result<bool, WriteError> {
         let instance = self
             .inner
             .instances
@@ -712,54 +729,95 @@ impl Engine {
             .by_name
             .get(rec.iot_instance_id)
             .copied();
-        if let Some(inst) = instance {
-            let guard = self.inner.shards[self.shard_index(rec.iot_id)].0.read();
-            if let Some(d) = guard.find_device(inst, rec.iot_id) {
-                if guard.device_is(d, inst, rec.product_key, rec.device_name) {
-                    return Ok(());
-                }
-                return Err(conflict(Binding::IotIdBoundTo {
+        let Some(inst) = instance else {
+            return Ok(false);
+        };
+        let guard = self.inner.shards[self.shard_index(rec.iot_id)].0.read();
+        if let Some(d) = guard.find_device(inst, rec.iot_id) {
+            if guard.device_is(d, inst, rec.product_key, rec.device_name) {
+                return Ok(true);
+            }
+            return Err(conflict(
+                rec,
+                Binding::IotIdBoundTo {
                     product_key: guard.device_product_key(d).to_owned(),
                     device_name: guard.device_name(d).to_owned(),
-                }));
-            }
-            drop(guard);
-            if let Some((shard, d)) = self.find_pair(inst, rec.product_key, rec.device_name) {
-                let guard = self.inner.shards[shard].0.read();
-                return Err(conflict(Binding::PairBoundTo {
+                },
+            ));
+        }
+        drop(guard);
+        if let Some((shard, d)) = self.find_pair(inst, rec.product_key, rec.device_name) {
+            let guard = self.inner.shards[shard].0.read();
+            return Err(conflict(
+                rec,
+                Binding::PairBoundTo {
                     iot_id: guard.device_iot(d).to_owned(),
-                }));
-            }
+                },
+            ));
         }
-        // A device the store does not know: check the batch's own new bindings.
-        let Some(overlay) = overlay else {
-            return Ok(());
-        };
+        Ok(false)
+    }
+
+    /// [`Engine::check_identity`] for record `rec` of a batch: bindings made by the batch's
+    /// earlier records count too. A record that will be dropped as stale makes no binding,
+    /// exactly as when the records are upserted one by one.
+    fn check_batch_record<'r>(
+        &self,
+        dir: &Directory,
+        rec: &RecordRef<'r>,
+        overlay: &mut Overlay<'r>,
+    ) -> Result<(), WriteError> {
+        let in_store = self.check_identity(rec)?;
         let inst = rec.iot_instance_id;
-        if let Some(&(pk, dn)) = overlay.by_iot.get(&(inst, rec.iot_id)) {
-            if (pk, dn) != (rec.product_key, rec.device_name) {
-                return Err(conflict(Binding::IotIdBoundTo {
-                    product_key: pk.to_owned(),
-                    device_name: dn.to_owned(),
-                }));
+        if !in_store {
+            if let Some(&(pk, dn)) = overlay.by_iot.get(&(inst, rec.iot_id)) {
+                if (pk, dn) != (rec.product_key, rec.device_name) {
+                    return Err(conflict(
+                        rec,
+                        Binding::IotIdBoundTo {
+                            product_key: pk.to_owned(),
+                            device_name: dn.to_owned(),
+                        },
+                    ));
+                }
+            } else if let Some(&iot) = overlay
+                .by_pair
+                .get(&(inst, rec.product_key, rec.device_name))
+            {
+                return Err(conflict(
+                    rec,
+                    Binding::PairBoundTo {
+                        iot_id: iot.to_owned(),
+                    },
+                ));
             }
-            return Ok(());
         }
-        if let Some(&iot) = overlay
-            .by_pair
-            .get(&(inst, rec.product_key, rec.device_name))
-        {
-            return Err(conflict(Binding::PairBoundTo {
-                iot_id: iot.to_owned(),
-            }));
+        let key = (inst, rec.task_id);
+        let stored = match overlay.latest.get(&key) {
+            Some(&m) => Some(m),
+            None => self.stored_modified(dir, inst, rec.task_id),
+        };
+        if stored.is_some_and(|m| m > rec.utc_modified) {
+            return Ok(()); // stale: will be dropped
         }
-        overlay
-            .by_iot
-            .insert((inst, rec.iot_id), (rec.product_key, rec.device_name));
-        overlay
-            .by_pair
-            .insert((inst, rec.product_key, rec.device_name), rec.iot_id);
+        if !in_store {
+            overlay
+                .by_iot
+                .insert((inst, rec.iot_id), (rec.product_key, rec.device_name));
+            overlay
+                .by_pair
+                .insert((inst, rec.product_key, rec.device_name), rec.iot_id);
+        }
+        overlay.latest.insert(key, rec.utc_modified);
         Ok(())
+    }
+
+    /// The stored `utcModified` of a task, if the store holds it.
+    fn stored_modified(&self, dir: &Directory, instance: &str, task_id: &str) -> Option<Timestamp> {
+        let inst = self.inner.instances.read().by_name.get(instance).copied()?;
+        let loc = self.find_task(dir, inst, task_id)?;
+        let (shard, row) = self.unloc(loc);
+        Some(self.inner.shards[shard].0.read().row_modified(RowIdx(row)))
     }
 
     /// Refuses a write that could overfill a shard, given `(shard, records)` pairs (every

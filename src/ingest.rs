@@ -307,17 +307,25 @@ impl Engine {
     /// ```
     pub fn load_jsonl(&self, input: &[u8]) -> Result<LoadReport, LoadError> {
         let mut stager = Stager::new(input.len());
-        stager.stage_all(input)?;
+        let write_error = |stager: &Stager, (i, e): (usize, WriteError)| LoadError {
+            line: stager.records.get(i).map_or(0, |r| r.line as usize),
+            kind: match e {
+                WriteError::InvalidField(f) => LoadErrorKind::InvalidField(f),
+                other => LoadErrorKind::Write(other),
+            },
+        };
+        if let Err(parse_error) = stager.stage_all(input) {
+            // Report the first bad line: an earlier line may contradict a binding.
+            let n = stager.records.len();
+            return Err(match self.first_identity_conflict(n, |i| stager.get(i)) {
+                Some(conflict) => write_error(&stager, conflict),
+                None => parse_error,
+            });
+        }
         let n = stager.records.len();
         let summary = self
             .write_batch_by(n, true, |i| stager.get(i))
-            .map_err(|(i, e)| LoadError {
-                line: stager.records.get(i).map_or(0, |r| r.line as usize),
-                kind: match e {
-                    WriteError::InvalidField(f) => LoadErrorKind::InvalidField(f),
-                    other => LoadErrorKind::Write(other),
-                },
-            })?;
+            .map_err(|e| write_error(&stager, e))?;
         Ok(LoadReport {
             records: n,
             summary,

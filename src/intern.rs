@@ -213,8 +213,9 @@ impl ByteSlab {
             + self.free.iter().map(|f| f.capacity() * 4).sum::<usize>()
     }
 
-    pub(crate) fn free_entries(&self) -> usize {
-        self.free.iter().map(Vec::len).sum()
+    /// Offsets of every freed entry.
+    pub(crate) fn free_offsets(&self) -> std::collections::HashSet<u32> {
+        self.free.iter().flatten().copied().collect()
     }
 }
 

@@ -659,12 +659,14 @@ impl Shard {
                 return Err(format!("row {r}: free marker and free list disagree"));
             }
         }
-        if self.keys.free_entries() != self.free_rows.len() {
-            return Err(format!(
-                "{} free key entries for {} free rows",
-                self.keys.free_entries(),
-                self.free_rows.len()
-            ));
+        let free_keys = self.keys.free_offsets();
+        if let Some(r) = self.rows().find(|r| free_keys.contains(&self.row_key[r.idx()].0)) {
+            return Err(format!("row {r:?} holds a freed task id entry"));
+        }
+        let mut keys: Vec<u32> = self.rows().map(|r| self.row_key[r.idx()].0).collect();
+        keys.sort_unstable();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            return Err("two rows share one task id entry".into());
         }
         // Variant reference counts and string reference counts, recomputed.
         let mut variant_refs = vec![0u32; self.variants.len()];

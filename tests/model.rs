@@ -1,0 +1,348 @@
+//! The main correctness test: random operation sequences applied in lockstep to the engine and
+//! to a naive model of the contract (sections 1, 2, 3 and 7), with tiny key domains so that
+//! task ids, devices, modules, timestamps and instances collide. Every answer is compared and
+//! `internal_validate()` runs after every step.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ota_index::{
+    Engine, LoadErrorKind, Query, QueryError, StatusSet, TaskFields, TaskRecord, TaskStatus,
+    Timestamp, UpsertOutcome, WriteError,
+};
+use proptest::prelude::*;
+
+const TASK_IDS: [&str; 4] = ["t1", "t2", "t10", "t9"];
+/// (iotId, productKey, deviceName): three consistent devices, then two identities that
+/// contradict them (an iotId with another pair, a pair with another iotId).
+const DEVICES: [(&str, &str, &str); 5] = [
+    ("dev-a", "pk1", "lamp-a"),
+    ("dev-b", "pk1", "lamp-b"),
+    ("dev-c", "pk2", "lamp-a"),
+    ("dev-a", "pk2", "lamp-z"),
+    ("dev-x", "pk1", "lamp-a"),
+];
+const MODULES: [&str; 3] = ["ble", "BLE", "wifi"];
+const INSTANCES: [&str; 3] = ["", "iot-2", "iot-3"];
+const TIMES: [i64; 3] = [1_000, 2_000, 3_000];
+
+#[derive(Debug, Clone)]
+struct Rec {
+    task: usize,
+    device: usize,
+    module: usize,
+    instance: usize,
+    status: usize,
+    created: usize,
+    modified: usize,
+    version: u8,
+    /// Breaks the deviceName rule (a bad record for bulk loads).
+    invalid: bool,
+}
+
+impl Rec {
+    fn record(&self) -> TaskRecord {
+        let (iot, pk, dn) = DEVICES[self.device];
+        TaskRecord {
+            task_id: TASK_IDS[self.task].into(),
+            job_id: format!("job-{}", self.version % 2),
+            firmware_id: format!("fw-{}", self.version),
+            iot_id: iot.into(),
+            product_key: pk.into(),
+            product_name: format!("Product \"{}\" é", self.version % 2),
+            device_name: if self.invalid { "x".into() } else { dn.into() },
+            module_name: MODULES[self.module].into(),
+            src_version: if self.version % 3 == 0 { String::new() } else { format!("1.{}", self.version) },
+            dest_version: format!("2.{}", self.version),
+            status: TaskStatus::ALL[self.status],
+            utc_create: Timestamp::from_millis(TIMES[self.created]),
+            utc_modified: Timestamp::from_millis(TIMES[self.modified]),
+            iot_instance_id: INSTANCES[self.instance].into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum DeviceSel {
+    Iot(usize),
+    Name(usize),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert(Rec),
+    Remove { instance: usize, task: usize },
+    Load(Vec<Rec>),
+    Query {
+        instance: usize,
+        device: DeviceSel,
+        module: Option<usize>,
+        statuses: u8,
+    },
+}
+
+fn rec() -> impl Strategy<Value = Rec> {
+    (
+        0..TASK_IDS.len(),
+        prop_oneof![4 => 0..3usize, 1 => 3..5usize],
+        0..MODULES.len(),
+        prop_oneof![3 => Just(0usize), 1 => 1..INSTANCES.len()],
+        0..7usize,
+        0..TIMES.len(),
+        0..TIMES.len(),
+        any::<u8>(),
+    )
+        .prop_map(|(task, device, module, instance, status, created, modified, version)| Rec {
+            task,
+            device,
+            module,
+            instance,
+            status,
+            created,
+            modified,
+            version,
+            invalid: false,
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => rec().prop_map(Op::Upsert),
+        1 => (0..INSTANCES.len(), 0..TASK_IDS.len()).prop_map(|(instance, task)| Op::Remove { instance, task }),
+        1 => (proptest::collection::vec(rec(), 0..6), any::<u8>()).prop_map(|(mut recs, bad)| {
+            // Sometimes one record of the load breaks a field rule.
+            if bad % 4 == 0 && !recs.is_empty() {
+                let i = bad as usize % recs.len();
+                recs[i].invalid = true;
+            }
+            Op::Load(recs)
+        }),
+        4 => (
+            0..INSTANCES.len(),
+            prop_oneof![(0..5usize).prop_map(DeviceSel::Iot), (0..5usize).prop_map(DeviceSel::Name)],
+            proptest::option::of(0..MODULES.len()),
+            0u8..16,
+        )
+            .prop_map(|(instance, device, module, statuses)| Op::Query { instance, device, module, statuses }),
+    ]
+}
+
+/// The contract, written as plainly as possible.
+#[derive(Default, Clone, Debug)]
+struct Model {
+    tasks: BTreeMap<(String, String), TaskRecord>,
+    by_iot: HashMap<(String, String), (String, String)>,
+    by_pair: HashMap<(String, String, String), String>,
+    instances: BTreeSet<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ModelWrite {
+    Done(UpsertOutcome),
+    Invalid,
+    Conflict,
+}
+
+impl Model {
+    fn upsert(&mut self, r: &TaskRecord) -> ModelWrite {
+        if r.validate().is_err() {
+            return ModelWrite::Invalid;
+        }
+        let inst = r.iot_instance_id.clone();
+        let iot_key = (inst.clone(), r.iot_id.clone());
+        let pair_key = (inst.clone(), r.product_key.clone(), r.device_name.clone());
+        if let Some(pair) = self.by_iot.get(&iot_key) {
+            if *pair != (r.product_key.clone(), r.device_name.clone()) {
+                return ModelWrite::Conflict;
+            }
+        }
+        if let Some(iot) = self.by_pair.get(&pair_key) {
+            if *iot != r.iot_id {
+                return ModelWrite::Conflict;
+            }
+        }
+        let key = (inst.clone(), r.task_id.clone());
+        if let Some(stored) = self.tasks.get(&key) {
+            if stored.utc_modified > r.utc_modified {
+                return ModelWrite::Done(UpsertOutcome::Stale { stored: stored.utc_modified });
+            }
+        }
+        self.instances.insert(inst);
+        self.by_iot.insert(iot_key, (r.product_key.clone(), r.device_name.clone()));
+        self.by_pair.insert(pair_key, r.iot_id.clone());
+        let outcome = if self.tasks.insert(key, r.clone()).is_some() {
+            UpsertOutcome::Replaced
+        } else {
+            UpsertOutcome::Inserted
+        };
+        ModelWrite::Done(outcome)
+    }
+
+    fn query(&self, instance: &str, device: &DeviceSel, module: Option<&str>, statuses: StatusSet) -> Result<Vec<TaskRecord>, ()> {
+        if !instance.is_empty() && !self.instances.contains(instance) {
+            return Err(());
+        }
+        let wanted = if statuses.is_empty() { StatusSet::UNFINISHED } else { statuses };
+        let iot = match device {
+            DeviceSel::Iot(d) => Some(DEVICES[*d].0.to_owned()),
+            DeviceSel::Name(d) => {
+                let (_, pk, dn) = DEVICES[*d];
+                self.by_pair.get(&(instance.to_owned(), pk.to_owned(), dn.to_owned())).cloned()
+            }
+        };
+        let Some(iot) = iot else { return Ok(Vec::new()) };
+        let mut out: Vec<TaskRecord> = self
+            .tasks
+            .values()
+            .filter(|t| t.iot_instance_id == instance && t.iot_id == iot)
+            .filter(|t| t.status.is_unfinished() && wanted.contains(t.status))
+            .filter(|t| module.is_none_or(|m| t.module_name.eq_ignore_ascii_case(m)))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.utc_create, a.task_id.as_bytes()).cmp(&(b.utc_create, b.task_id.as_bytes())));
+        Ok(out)
+    }
+}
+
+fn to_jsonl(recs: &[TaskRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, r) in recs.iter().enumerate() {
+        if i % 3 == 1 {
+            out.extend_from_slice(b"   \n"); // blank lines are skipped, and counted
+        }
+        ota_index::fleet::write_record(&mut out, r);
+        out.push(b'\n');
+    }
+    out
+}
+
+fn sorted_tasks(engine: &Engine) -> Vec<TaskRecord> {
+    let mut t = engine.tasks();
+    t.sort_by(|a, b| (&a.iot_instance_id, &a.task_id).cmp(&(&b.iot_instance_id, &b.task_id)));
+    t
+}
+
+fn run(shards: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    let engine = Engine::with_shards(shards);
+    let mut model = Model::default();
+    for (step, op) in ops.iter().enumerate() {
+        match op {
+            Op::Upsert(r) => {
+                let record = r.record();
+                let want = model.upsert(&record);
+                let got = engine.upsert(&record);
+                match (&want, &got) {
+                    (ModelWrite::Done(w), Ok(g)) => prop_assert_eq!(w, g, "step {}", step),
+                    (ModelWrite::Conflict, Err(WriteError::IdentityConflict { .. })) => {}
+                    (ModelWrite::Invalid, Err(WriteError::InvalidField(_))) => {}
+                    _ => prop_assert!(false, "step {}: model {:?}, engine {:?}", step, want, got),
+                }
+            }
+            Op::Remove { instance, task } => {
+                let key = (INSTANCES[*instance].to_owned(), TASK_IDS[*task].to_owned());
+                let want = model.tasks.remove(&key).is_some();
+                prop_assert_eq!(engine.remove(INSTANCES[*instance], TASK_IDS[*task]), Ok(want));
+            }
+            Op::Load(recs) => {
+                let records: Vec<TaskRecord> = recs.iter().map(Rec::record).collect();
+                let mut trial = model.clone();
+                let mut failed_at = None;
+                for (i, r) in records.iter().enumerate() {
+                    match trial.upsert(r) {
+                        ModelWrite::Done(_) => {}
+                        ModelWrite::Invalid | ModelWrite::Conflict => {
+                            failed_at = Some(i);
+                            break;
+                        }
+                    }
+                }
+                let before = sorted_tasks(&engine);
+                let got = engine.load_jsonl(&to_jsonl(&records));
+                match (failed_at, got) {
+                    (None, Ok(report)) => {
+                        prop_assert_eq!(report.records, records.len());
+                        model = trial;
+                    }
+                    (Some(i), Err(e)) => {
+                        // Line numbers count the blank line written before records 1, 4, 7, …
+                        let line = i + 1 + (i + 2) / 3;
+                        prop_assert_eq!(e.line, line, "step {}: {}", step, e);
+                        let expected_kind = matches!(e.kind, LoadErrorKind::InvalidField(_) | LoadErrorKind::Write(WriteError::IdentityConflict { .. }));
+                        prop_assert!(expected_kind, "step {}: {}", step, e);
+                        prop_assert_eq!(sorted_tasks(&engine), before, "a failed load changed the store");
+                    }
+                    (want, got) => prop_assert!(false, "step {}: model fails at {:?}, engine {:?}", step, want, got),
+                }
+            }
+            Op::Query { instance, device, module, statuses } => {
+                let statuses: StatusSet = StatusSet::UNFINISHED.iter().filter(|s| statuses & (1 << *s as u8) != 0).collect();
+                let inst = INSTANCES[*instance];
+                let module = module.map(|m| MODULES[m]);
+                let mut query = match device {
+                    DeviceSel::Iot(d) => Query::by_iot_id(DEVICES[*d].0),
+                    DeviceSel::Name(d) => Query::by_name(DEVICES[*d].1, DEVICES[*d].2),
+                }
+                .statuses(statuses)
+                .instance(inst);
+                if let Some(m) = module {
+                    query = query.module(m);
+                }
+                let want = model.query(inst, device, module, statuses);
+                match (want, engine.unfinished(&query)) {
+                    (Ok(want), Ok(answer)) => {
+                        let got: Vec<TaskRecord> = answer.iter().map(|t| t.to_record()).collect();
+                        prop_assert_eq!(&got, &want, "step {}: {:?}", step, query);
+                        drop(answer);
+                        prop_assert_eq!(engine.count_unfinished(&query), Ok(want.len()));
+                    }
+                    (Err(()), Err(QueryError::InstanceNotFound(name))) => prop_assert_eq!(name, inst),
+                    (want, got) => prop_assert!(false, "step {}: model {:?}, engine {:?}", step, want, got.map(|a| a.len())),
+                }
+            }
+        }
+        if let Err(e) = engine.internal_validate() {
+            prop_assert!(false, "step {}: invariant broken: {}", step, e);
+        }
+    }
+    let want: Vec<TaskRecord> = model.tasks.values().cloned().collect();
+    prop_assert_eq!(sorted_tasks(&engine), want);
+    let mut instances = engine.instances();
+    instances.retain(|i| !i.is_empty());
+    let model_instances: Vec<String> = model.instances.iter().filter(|i| !i.is_empty()).cloned().collect();
+    instances.sort();
+    prop_assert_eq!(instances, model_instances);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_matches_the_model(shards in 1usize..5, ops in proptest::collection::vec(op(), 1..60)) {
+        run(shards, &ops)?;
+    }
+}
+
+#[test]
+fn binding_outlives_its_tasks() {
+    let engine = Engine::new();
+    let rec = Rec { task: 0, device: 0, module: 0, instance: 0, status: 1, created: 0, modified: 0, version: 1, invalid: false };
+    engine.upsert(&rec.record()).unwrap();
+    assert_eq!(engine.remove("", "t1"), Ok(true));
+    // dev-a is still bound to (pk1, lamp-a): another pair for it is a conflict.
+    let other = Rec { device: 3, task: 1, ..rec.clone() };
+    assert!(matches!(engine.upsert(&other.record()), Err(WriteError::IdentityConflict { .. })));
+    // And the pair is still bound to dev-a.
+    let thief = Rec { device: 4, task: 2, ..rec };
+    assert!(matches!(engine.upsert(&thief.record()), Err(WriteError::IdentityConflict { .. })));
+    engine.internal_validate().unwrap();
+}
+
+#[test]
+fn identity_conflict_wins_over_staleness() {
+    let engine = Engine::new();
+    let new = Rec { task: 0, device: 0, module: 0, instance: 0, status: 1, created: 0, modified: 2, version: 1, invalid: false };
+    engine.upsert(&new.record()).unwrap();
+    // Older than the stored task AND contradicting the binding: the conflict is reported.
+    let old_conflicting = Rec { device: 3, modified: 0, ..new };
+    assert!(matches!(engine.upsert(&old_conflicting.record()), Err(WriteError::IdentityConflict { .. })));
+}
