@@ -346,3 +346,15 @@ fn identity_conflict_wins_over_staleness() {
     let old_conflicting = Rec { device: 3, modified: 0, ..new };
     assert!(matches!(engine.upsert(&old_conflicting.record()), Err(WriteError::IdentityConflict { .. })));
 }
+
+#[test]
+fn stale_record_in_a_load_makes_no_binding() {
+    let engine = Engine::with_shards(1);
+    let first = Rec { task: 3, device: 1, module: 0, instance: 0, status: 0, created: 0, modified: 1, version: 0, invalid: false };
+    engine.upsert(&first.record()).unwrap();
+    let stale = Rec { device: 0, modified: 0, ..first.clone() };
+    let other = Rec { task: 0, device: 3, modified: 0, ..first };
+    let report = engine.load_jsonl(&to_jsonl(&[stale.record(), other.record()]));
+    assert_eq!(report.map(|r| r.summary.stale), Ok(1));
+    engine.internal_validate().unwrap();
+}
