@@ -1,0 +1,170 @@
+//! Readers and writers on several threads for a bounded time: no torn task, no answer that
+//! mixes instances or devices, answers always in contract order, and a final state equal to
+//! the writers' last writes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ota_index::fleet::SplitMix;
+use ota_index::{Engine, Query, TaskFields, TaskRecord, TaskStatus, Timestamp};
+
+const DEVICES: usize = 24;
+const TASKS_PER_WRITER: usize = 40;
+const WRITERS: usize = 2;
+const INSTANCES: [&str; 2] = ["", "iot-b"];
+
+fn iot(d: usize) -> String {
+    format!("device-{d:03}")
+}
+
+/// Version `v` of task `t` of instance `i`: every field encodes `v` (or the instance), so a
+/// reader can tell a torn task from a whole one.
+fn version(i: usize, t: usize, v: u64) -> TaskRecord {
+    let device = (t + v as usize / 7) % DEVICES; // tasks move between devices (and shards)
+    let status = if v % 11 == 10 {
+        TaskStatus::Succeeded
+    } else {
+        TaskStatus::ALL[(v % 4) as usize]
+    };
+    TaskRecord {
+        task_id: format!("task-{t:04}"),
+        job_id: format!("job-{i}-{}", v % 3),
+        firmware_id: format!("fw-{v}"),
+        iot_id: iot(device),
+        product_key: format!("pk-{}", device % 3),
+        product_name: format!("Product of instance {i}"),
+        device_name: format!("name-{device:03}"),
+        module_name: if v % 2 == 0 { "ble".into() } else { "wifi".into() },
+        src_version: format!("s{v}"),
+        dest_version: format!("d{v}"),
+        status,
+        utc_create: Timestamp::from_millis(1_000 + (t as i64 % 5)),
+        utc_modified: Timestamp::from_millis(10_000 + v as i64),
+        iot_instance_id: INSTANCES[i].into(),
+    }
+}
+
+fn check_whole(task: &impl TaskFields, instance: usize, device: usize) -> Result<(), String> {
+    let v: u64 = task
+        .dest_version()
+        .strip_prefix('d')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("bad dest {}", task.dest_version()))?;
+    let t: usize = task.task_id()[5..].parse().map_err(|_| "bad task id".to_owned())?;
+    let want = version(instance, t, v);
+    let got = task.to_record();
+    if got != want {
+        return Err(format!("torn or foreign task:\n got  {got:?}\n want {want:?}"));
+    }
+    if got.iot_id != iot(device) {
+        return Err(format!("task of {} in the answer for {}", got.iot_id, iot(device)));
+    }
+    if !got.status.is_unfinished() {
+        return Err("finished task in an unfinished answer".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn readers_never_see_torn_or_foreign_tasks() {
+    let engine = Engine::with_shards(8);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (engine, stop) = (engine.clone(), stop.clone());
+        writers.push(thread::spawn(move || {
+            // Last version written per (instance, task).
+            let mut last: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+            let mut rng = SplitMix::new(w as u64);
+            let mut v = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                v += 1;
+                let t = w * TASKS_PER_WRITER + rng.below(TASKS_PER_WRITER as u64) as usize;
+                let i = rng.below(2) as usize;
+                if v % 50 == 0 {
+                    // A bulk load of several versions at once.
+                    let mut jsonl = Vec::new();
+                    for k in 0..5 {
+                        let tk = w * TASKS_PER_WRITER + (t + k) % TASKS_PER_WRITER;
+                        ota_index::fleet::write_record(&mut jsonl, &version(i, tk, v));
+                        jsonl.push(b'\n');
+                        last.insert((i, tk), v);
+                    }
+                    engine.load_jsonl(&jsonl).expect("bulk load");
+                } else {
+                    engine.upsert(&version(i, t, v)).expect("upsert");
+                    last.insert((i, t), v);
+                }
+            }
+            last
+        }));
+    }
+    let mut readers = Vec::new();
+    for r in 0..2 {
+        let (engine, stop, reads) = (engine.clone(), stop.clone(), reads.clone());
+        readers.push(thread::spawn(move || -> Result<(), String> {
+            let mut rng = SplitMix::new(100 + r);
+            while !stop.load(Ordering::Relaxed) {
+                let d = rng.below(DEVICES as u64) as usize;
+                let i = rng.below(2) as usize;
+                let id = iot(d);
+                let (pk, name) = (format!("pk-{}", d % 3), format!("name-{d:03}"));
+                let query = if rng.percent(50) {
+                    Query::by_iot_id(&id)
+                } else {
+                    Query::by_name(&pk, &name)
+                };
+                let query = query.instance(INSTANCES[i]);
+                let answer = match engine.unfinished(&query) {
+                    Ok(a) => a,
+                    // The second instance exists once a writer named it.
+                    Err(ota_index::QueryError::InstanceNotFound(_)) if i == 1 => continue,
+                    Err(e) => return Err(e.to_string()),
+                };
+                let mut previous: Option<(Timestamp, String)> = None;
+                for task in answer.iter() {
+                    check_whole(&task, i, d)?;
+                    let key = (task.utc_create(), task.task_id().to_owned());
+                    if previous.as_ref().is_some_and(|p| *p >= key) {
+                        return Err("answer out of order".into());
+                    }
+                    previous = Some(key);
+                }
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut expected: BTreeMap<(String, String), TaskRecord> = BTreeMap::new();
+    for w in writers {
+        for ((i, t), v) in w.join().expect("writer thread") {
+            let rec = version(i, t, v);
+            expected.insert((rec.iot_instance_id.clone(), rec.task_id.clone()), rec);
+        }
+    }
+    for r in readers {
+        r.join().expect("reader thread").expect("a reader saw a bad answer");
+    }
+    assert!(reads.load(Ordering::Relaxed) > 100, "readers made progress");
+    engine.internal_validate().unwrap();
+    let mut got = engine.tasks();
+    got.sort_by(|a, b| (&a.iot_instance_id, &a.task_id).cmp(&(&b.iot_instance_id, &b.task_id)));
+    let want: Vec<TaskRecord> = expected.into_values().collect();
+    assert_eq!(got, want, "final state differs from the last writes");
+}
+
+#[test]
+fn engine_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Engine>();
+    assert_send_sync::<ota_index::rpc::Service>();
+}
