@@ -39,7 +39,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--data" => data = Some(value()?),
             "--case" => {
                 let v = value()?;
-                case = KeyCase::parse(&v).ok_or_else(|| format!("--case must be camel or pascal, not {v:?}"))?;
+                case = KeyCase::parse(&v)
+                    .ok_or_else(|| format!("--case must be camel or pascal, not {v:?}"))?;
             }
             "--request-id" => request_id = Some(value()?),
             "-h" | "--help" => return Err(String::new()),

@@ -297,7 +297,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 shards: (0..shards)
-                    .map(|_| Padded(RwLock::new(Shard::new(hasher.clone(), capacity))))
+                    .map(|_| Padded(RwLock::new(Shard::new(hasher, capacity))))
                     .collect(),
                 pairs: (0..shards)
                     .map(|_| Padded(RwLock::new(PairShard::default())))
@@ -631,8 +631,13 @@ impl Engine {
             e.1 += r.task_id.len() + 1;
         }
         drop(overlay);
-        self.check_capacity(per_shard.iter().enumerate().map(|(s, &(rows, _))| (s, rows)))
-            .map_err(|e| (0, e))?;
+        self.check_capacity(
+            per_shard
+                .iter()
+                .enumerate()
+                .map(|(s, &(rows, _))| (s, rows)),
+        )
+        .map_err(|e| (0, e))?;
         if n >= 1024 {
             for (shard, &(rows, bytes)) in per_shard.iter().enumerate() {
                 self.inner.shards[shard].0.write().reserve(rows, bytes);
@@ -780,9 +785,10 @@ impl Engine {
                         },
                     ));
                 }
-            } else if let Some(&iot) = overlay
-                .by_pair
-                .get(&(inst, rec.product_key, rec.device_name))
+            } else if let Some(&iot) =
+                overlay
+                    .by_pair
+                    .get(&(inst, rec.product_key, rec.device_name))
             {
                 return Err(conflict(
                     rec,
@@ -822,7 +828,10 @@ impl Engine {
 
     /// Refuses a write that could overfill a shard, given `(shard, records)` pairs (every
     /// record counted as new), so that capacity never fails half-way through a batch.
-    fn check_capacity(&self, per_shard: impl Iterator<Item = (usize, usize)>) -> Result<(), WriteError> {
+    fn check_capacity(
+        &self,
+        per_shard: impl Iterator<Item = (usize, usize)>,
+    ) -> Result<(), WriteError> {
         let capacity = (u32::MAX >> self.inner.shard_bits) as usize;
         for (shard, n) in per_shard.filter(|&(_, n)| n > 0) {
             let guard = self.inner.shards[shard].0.read();
@@ -997,7 +1006,12 @@ impl Engine {
                 dir.table.len()
             ));
         }
-        let pair_entries: usize = self.inner.pairs.iter().map(|p| p.0.read().table.len()).sum();
+        let pair_entries: usize = self
+            .inner
+            .pairs
+            .iter()
+            .map(|p| p.0.read().table.len())
+            .sum();
         if pair_entries != pairs.len() {
             return Err(format!(
                 "pair directory holds {pair_entries} entries for {} devices",
@@ -1076,50 +1090,111 @@ impl std::fmt::Debug for TaskView<'_> {
     }
 }
 
-impl<'a> TaskFields for TaskView<'a> {
-    fn task_id(&self) -> &str {
+impl<'a> TaskView<'a> {
+    fn variant(&self) -> &'a crate::store::Variant {
+        self.shard.row_variant(self.row)
+    }
+
+    /// `taskId`, borrowed from the store.
+    pub fn task_id(&self) -> &'a str {
         self.shard.row_key(self.row)
     }
-    fn job_id(&self) -> &str {
-        self.shard.dict.get(self.shard.row_variant(self.row).job)
+    /// `jobId`
+    pub fn job_id(&self) -> &'a str {
+        self.shard.dict.get(self.variant().job)
     }
-    fn firmware_id(&self) -> &str {
-        self.shard.dict.get(self.shard.row_variant(self.row).firmware)
+    /// `firmwareId`
+    pub fn firmware_id(&self) -> &'a str {
+        self.shard.dict.get(self.variant().firmware)
     }
-    fn iot_id(&self) -> &str {
+    /// `iotId`
+    pub fn iot_id(&self) -> &'a str {
         self.shard.device_iot(self.shard.row_device(self.row))
     }
-    fn product_key(&self) -> &str {
+    /// `productKey`
+    pub fn product_key(&self) -> &'a str {
         self.shard
             .device_product_key(self.shard.row_device(self.row))
     }
-    fn product_name(&self) -> &str {
-        self.shard
-            .dict
-            .get(self.shard.row_variant(self.row).product_name)
+    /// `productName`
+    pub fn product_name(&self) -> &'a str {
+        self.shard.dict.get(self.variant().product_name)
     }
-    fn device_name(&self) -> &str {
+    /// `deviceName`
+    pub fn device_name(&self) -> &'a str {
         self.shard.device_name(self.shard.row_device(self.row))
     }
-    fn module_name(&self) -> &str {
-        self.shard.dict.get(self.shard.row_variant(self.row).module)
+    /// `moduleName`, in the stored spelling.
+    pub fn module_name(&self) -> &'a str {
+        self.shard.dict.get(self.variant().module)
     }
-    fn src_version(&self) -> &str {
-        self.shard.dict.get(self.shard.row_variant(self.row).src)
+    /// `srcVersion`
+    pub fn src_version(&self) -> &'a str {
+        self.shard.dict.get(self.variant().src)
     }
-    fn dest_version(&self) -> &str {
-        self.shard.dict.get(self.shard.row_variant(self.row).dest)
+    /// `destVersion`
+    pub fn dest_version(&self) -> &'a str {
+        self.shard.dict.get(self.variant().dest)
     }
-    fn status(&self) -> TaskStatus {
+    /// `taskStatus`
+    pub fn status(&self) -> TaskStatus {
         self.shard.row_status(self.row)
     }
-    fn utc_create(&self) -> Timestamp {
+    /// `utcCreate`
+    pub fn utc_create(&self) -> Timestamp {
         self.shard.row_created(self.row)
     }
-    fn utc_modified(&self) -> Timestamp {
+    /// `utcModified`
+    pub fn utc_modified(&self) -> Timestamp {
         self.shard.row_modified(self.row)
     }
-    fn iot_instance_id(&self) -> &str {
+    /// The instance (`""` for the default one).
+    pub fn iot_instance_id(&self) -> &'a str {
         self.instance
+    }
+}
+
+impl TaskFields for TaskView<'_> {
+    fn task_id(&self) -> &str {
+        TaskView::task_id(self)
+    }
+    fn job_id(&self) -> &str {
+        TaskView::job_id(self)
+    }
+    fn firmware_id(&self) -> &str {
+        TaskView::firmware_id(self)
+    }
+    fn iot_id(&self) -> &str {
+        TaskView::iot_id(self)
+    }
+    fn product_key(&self) -> &str {
+        TaskView::product_key(self)
+    }
+    fn product_name(&self) -> &str {
+        TaskView::product_name(self)
+    }
+    fn device_name(&self) -> &str {
+        TaskView::device_name(self)
+    }
+    fn module_name(&self) -> &str {
+        TaskView::module_name(self)
+    }
+    fn src_version(&self) -> &str {
+        TaskView::src_version(self)
+    }
+    fn dest_version(&self) -> &str {
+        TaskView::dest_version(self)
+    }
+    fn status(&self) -> TaskStatus {
+        TaskView::status(self)
+    }
+    fn utc_create(&self) -> Timestamp {
+        TaskView::utc_create(self)
+    }
+    fn utc_modified(&self) -> Timestamp {
+        TaskView::utc_modified(self)
+    }
+    fn iot_instance_id(&self) -> &str {
+        TaskView::iot_instance_id(self)
     }
 }

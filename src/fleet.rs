@@ -200,14 +200,22 @@ impl Fleet {
                 let device = self.device(r.below(self.devices.max(1)));
                 let unknown = r.percent(5);
                 if r.percent(80) {
-                    let id = if unknown { "UnknownDevice0000000000000" } else { &device.iot_id };
+                    let id = if unknown {
+                        "UnknownDevice0000000000000"
+                    } else {
+                        &device.iot_id
+                    };
                     q.push_str("&IotId=");
                     q.push_str(id);
                 } else {
                     q.push_str("&ProductKey=");
                     q.push_str(&device.product_key);
                     q.push_str("&DeviceName=");
-                    q.push_str(if unknown { "no-such-device" } else { &device.device_name });
+                    q.push_str(if unknown {
+                        "no-such-device"
+                    } else {
+                        &device.device_name
+                    });
                 }
                 if r.percent(30) {
                     q.push_str("&ModuleName=");
@@ -279,14 +287,18 @@ mod tests {
         assert_eq!(fleet.device_tasks(7), Fleet::new(20_000).device_tasks(7));
         let tasks: Vec<TaskRecord> = fleet.tasks().collect();
         let per_device = tasks.len() as f64 / 20_000.0;
-        assert!((2.9..3.6).contains(&per_device), "{per_device} tasks a device");
+        assert!(
+            (2.9..3.6).contains(&per_device),
+            "{per_device} tasks a device"
+        );
         let unfinished = tasks.iter().filter(|t| t.status.is_unfinished()).count();
         let share = unfinished as f64 / tasks.len() as f64;
         assert!((0.55..0.65).contains(&share), "{share} unfinished");
         for t in &tasks {
             assert_eq!(t.validate(), Ok(()), "{t:?}");
         }
-        let ids: std::collections::HashSet<&str> = tasks.iter().map(|t| t.task_id.as_str()).collect();
+        let ids: std::collections::HashSet<&str> =
+            tasks.iter().map(|t| t.task_id.as_str()).collect();
         assert_eq!(ids.len(), tasks.len(), "task ids are unique");
     }
 

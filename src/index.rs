@@ -35,10 +35,14 @@ impl Bitmaps {
         row: u32,
     ) {
         if self.status.len() <= instance.idx() {
-            self.status.resize_with(instance.idx() + 1, Default::default);
+            self.status
+                .resize_with(instance.idx() + 1, Default::default);
         }
         self.status[instance.idx()][status as usize].insert(row);
-        self.module.entry((instance, module)).or_default().insert(row);
+        self.module
+            .entry((instance, module))
+            .or_default()
+            .insert(row);
         self.job.entry((instance, job)).or_default().insert(row);
     }
 
@@ -144,7 +148,12 @@ impl Bitmaps {
                 "bitmaps hold {status_total}/{module_total}/{job_total} rows for {live} live rows"
             ));
         }
-        if self.module.values().chain(self.job.values()).any(|b| b.is_empty()) {
+        if self
+            .module
+            .values()
+            .chain(self.job.values())
+            .any(|b| b.is_empty())
+        {
             return Err("an empty bitmap is kept".into());
         }
         for r in shard.rows() {
@@ -154,7 +163,9 @@ impl Bitmaps {
                 .status
                 .get(instance.idx())
                 .is_some_and(|s| s[shard.row_status(r) as usize].contains(r.0));
-            let in_module = self.module(instance, v.module_fold).is_some_and(|b| b.contains(r.0));
+            let in_module = self
+                .module(instance, v.module_fold)
+                .is_some_and(|b| b.contains(r.0));
             let in_job = self.job(instance, v.job).is_some_and(|b| b.contains(r.0));
             if !(in_status && in_module && in_job) {
                 return Err(format!("row {:?} missing from its bitmaps", RowIdx(r.0)));

@@ -75,10 +75,16 @@ impl fmt::Display for LoadErrorKind {
             LoadErrorKind::NotAnObject => f.write_str("a task record must be a JSON object"),
             LoadErrorKind::InvalidField(e) => write!(f, "{e}"),
             LoadErrorKind::LineTooLong { bytes } => {
-                write!(f, "line is {bytes} bytes, longer than the {MAX_LINE_BYTES}-byte limit")
+                write!(
+                    f,
+                    "line is {bytes} bytes, longer than the {MAX_LINE_BYTES}-byte limit"
+                )
             }
             LoadErrorKind::InputTooLarge { bytes } => {
-                write!(f, "input is {bytes} bytes, larger than the {MAX_LOAD_BYTES}-byte limit")
+                write!(
+                    f,
+                    "input is {bytes} bytes, larger than the {MAX_LOAD_BYTES}-byte limit"
+                )
             }
             LoadErrorKind::Write(e) => write!(f, "{e}"),
             LoadErrorKind::Io(e) => write!(f, "cannot read: {e}"),
@@ -195,10 +201,8 @@ impl Stager {
                     kind: LoadErrorKind::LineTooLong { bytes: line.len() },
                 });
             }
-            self.stage_line(line, number).map_err(|kind| LoadError {
-                line: number,
-                kind,
-            })?;
+            self.stage_line(line, number)
+                .map_err(|kind| LoadError { line: number, kind })?;
         }
         Ok(())
     }
@@ -206,7 +210,11 @@ impl Stager {
     fn stage_line(&mut self, line: &[u8], number: usize) -> Result<(), LoadErrorKind> {
         self.scratch.clear();
         self.scratch.extend_from_slice(line);
-        let mut tape = self.tape.take().unwrap_or_else(|| Tape::null().reset()).reset();
+        let mut tape = self
+            .tape
+            .take()
+            .unwrap_or_else(|| Tape::null().reset())
+            .reset();
         let result = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
             Ok(()) => stage_tape(&tape.0, &mut self.bytes, number),
             Err(e) => Err(LoadErrorKind::Json(e.to_string())),
@@ -218,7 +226,11 @@ impl Stager {
 }
 
 /// Reads one record object from a tape, copying its known string fields to `bytes`.
-fn stage_tape(nodes: &[Node<'_>], bytes: &mut String, number: usize) -> Result<Staged, LoadErrorKind> {
+fn stage_tape(
+    nodes: &[Node<'_>],
+    bytes: &mut String,
+    number: usize,
+) -> Result<Staged, LoadErrorKind> {
     let invalid = |field, violation| LoadErrorKind::InvalidField(FieldError::new(field, violation));
     let Some(&Node::Object { len, .. }) = nodes.first() else {
         return Err(LoadErrorKind::NotAnObject);
@@ -376,7 +388,10 @@ mod tests {
             .replace("\"destVersion\"", "\"DestVersion\"")
             .replace("\"taskId\"", "\"TaskId\"")
             .replace("\"iotId\"", "\"IotId\"")
-            .replace('}', r#","progress":"0.5","timeout":{"a":[1,2]},"IotInstanceId":"iot-1"}"#);
+            .replace(
+                '}',
+                r#","progress":"0.5","timeout":{"a":[1,2]},"IotInstanceId":"iot-1"}"#,
+            );
         let p = stage(&pascal).unwrap();
         assert_eq!(p.dest_version, "3.9.0");
         assert_eq!(p.iot_instance_id, "iot-1");
@@ -430,6 +445,9 @@ mod tests {
         assert!(matches!(stage("{\"taskId\":"), Err(LoadErrorKind::Json(_))));
         assert!(matches!(stage("[1,2]"), Err(LoadErrorKind::NotAnObject)));
         assert!(matches!(stage("\"x\""), Err(LoadErrorKind::NotAnObject)));
-        assert!(matches!(stage(&format!("{SEED} x")), Err(LoadErrorKind::Json(_))));
+        assert!(matches!(
+            stage(&format!("{SEED} x")),
+            Err(LoadErrorKind::Json(_))
+        ));
     }
 }

@@ -74,9 +74,8 @@ impl Interner {
             }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.table.insert_unique(hash, id, |&id| {
-            hasher.hash_one(&*slots[id as usize].text)
-        });
+        self.table
+            .insert_unique(hash, id, |&id| hasher.hash_one(&*slots[id as usize].text));
         Sym(id)
     }
 

@@ -1,4 +1,113 @@
-//! ota-index (manual written below once the engine lands).
+//! # ota-index
+//!
+//! An in-memory index of IoT firmware-upgrade (OTA) tasks that answers one question at very
+//! high volume: *which upgrade tasks of this device are still unfinished?* It is the
+//! `ListOTAUnfinishedTaskByDevice` call of the Alibaba Cloud and Tuya IoT platforms, served
+//! from memory with the platform's exact answers, for platform services that embed it.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use ota_index::{Engine, Query, StatusSet, TaskFields, TaskStatus};
+//!
+//! let engine = Engine::new();
+//! engine.load_jsonl(br#"{"taskId":"t1","jobId":"j1","firmwareId":"f1","iotId":"dev-1","productKey":"pk1","productName":"Lamp","deviceName":"lamp-01","moduleName":"ble","srcVersion":"1.0","destVersion":"1.1","taskStatus":"QUEUED","utcCreate":"2024-01-01T00:00:00Z","utcModified":"2024-01-01T00:00:00Z"}
+//! {"TaskId":"t2","JobId":"j2","FirmwareId":"f2","IotId":"dev-1","ProductKey":"pk1","ProductName":"Lamp","DeviceName":"lamp-01","ModuleName":"default","SrcVersion":"","DestVersion":"2.0","TaskStatus":"SUCCEEDED","UtcCreate":"2024-01-02T00:00:00Z","UtcModified":"2024-01-03T00:00:00Z"}"#).unwrap();
+//!
+//! // Typed queries return borrowed views, in the contract's order; finished tasks never appear.
+//! let answer = engine.unfinished(&Query::by_name("pk1", "lamp-01").module("BLE")).unwrap();
+//! let ids: Vec<&str> = answer.iter().map(|t| t.task_id()).collect();
+//! assert_eq!(ids, ["t1"]);
+//! drop(answer); // an answer holds its shard's read lock: serialize it and let it go
+//!
+//! let queued = Query::by_iot_id("dev-1").statuses(StatusSet::only(TaskStatus::Queued));
+//! assert_eq!(engine.count_unfinished(&queued), Ok(1));
+//! ```
+//!
+//! ## The RPC face
+//!
+//! [`rpc::Service`] takes a request as the platform receives it (query string, form body,
+//! headers) to the platform's response bytes, in camelCase (the default) or PascalCase:
+//!
+//! ```
+//! use ota_index::rpc::{HttpRequest, KeyCase, Service};
+//! use ota_index::Engine;
+//!
+//! let service = Service::new(Engine::new()).with_case(KeyCase::Pascal);
+//! let mut body = Vec::new();
+//! let status = service.answer(
+//!     &HttpRequest { request_id: Some("r1"), ..HttpRequest::get("Action=ListOTAUnfinishedTaskByDevice&ProductKey=pk1") },
+//!     &mut body,
+//! );
+//! assert_eq!(status, 400);
+//! assert!(body.starts_with(br#"{"Code":"MissingParameter","Message":""#));
+//! ```
+//!
+//! Signed requests (RPC v1 HMAC-SHA1 and V3 `ACS3-HMAC-SHA256`) are checked when the service
+//! is built [`with_verifier`](rpc::Service::with_verifier). The `query` and `serve` examples
+//! are the command-line and HTTP faces (see README.md).
+//!
+//! ## Feeding the store
+//!
+//! [`Engine::upsert`] adds or replaces one task by id; a record older (`utcModified`) than the
+//! stored task is dropped and reported as [`UpsertOutcome::Stale`], so an at-least-once event
+//! stream can replay and reorder freely. [`Engine::load_jsonl`] loads JSON Lines all or
+//! nothing. [`Engine::remove`] deletes a task. Every refused write names the field (and line)
+//! and changes nothing.
+//!
+//! ## Design
+//!
+//! - **Columnar, interned.** A task is a row of six columns (29 bytes) in one of the engine's
+//!   shards; each repeated string is stored once per shard, and the six strings a task shares
+//!   with its job (job, firmware, product name, module, versions) cost one `u32`. Device-level
+//!   fields live with the device. Freed rows and ids are reused.
+//! - **Indexes.** Per device (by `iotId`, and by product key and device name), a posting list
+//!   of its unfinished rows kept in answer order; per status, module and job, roaring bitmaps
+//!   ([`Engine::count_tasks`]). A device query walks the posting list; the bitmaps serve
+//!   fleet-wide sets, and the planner uses the module bitmap when it is much smaller than a
+//!   device's list (see `benches/planner.rs`).
+//! - **Concurrency.** Devices are spread over shards, each behind its own reader-writer lock;
+//!   writers are serialized. See [`engine`] for the model and why.
+//! - **Scale-out.** [`shard_of`] is a frozen function from `iotId` to one of `n` service
+//!   instances: route each device's events and queries by it.
+//!
+//! ## The contract's choices
+//!
+//! Where the platform's documentation is silent, this crate chose (contract `CONTRACT.md`):
+//!
+//! - **(choice)** The statuses asked for are the union of `TaskStatus` and every
+//!   `TaskStatusList.N`; when neither is given, all four unfinished statuses.
+//! - **(choice)** `ModuleName` is matched ignoring ASCII case; the answer echoes the stored
+//!   spelling.
+//! - **(choice)** Answers are ordered by `utcCreate` ascending, then `taskId` ascending in
+//!   byte order.
+//! - **(choice)** A device the store has never seen, or one with no unfinished task, gives an
+//!   empty list, not an error.
+//!
+//! And where the contract is silent too:
+//!
+//! - Timestamps take one to three fractional digits (`.5Z` is `.500Z`); more are refused
+//!   rather than silently truncated, since `utcModified` decides which write wins.
+//! - `iotInstanceId` is 0–64 visible ASCII characters; empty is the default instance.
+//! - Finished tasks are kept (and indexed by status) so that a replayed older event cannot
+//!   resurrect them; [`Engine::remove`] reclaims a task's memory for reuse.
+//! - A record dropped as stale makes no device binding, in a bulk load as in single upserts;
+//!   a refused bulk load reports its first bad line.
+//! - The typed [`Query`] checks the same field rules as the wire (`iotId`, `productKey`,
+//!   `deviceName`, `moduleName`); a finished status in its [`StatusSet`] is an error.
+//!
+//! ## Limitations
+//!
+//! - One process's memory: outgrow it by sharding devices over service instances
+//!   ([`shard_of`]); the crate builds no cluster and persists nothing (rebuild from the
+//!   platform's event stream or a JSON Lines dump, [`Engine::tasks`]).
+//! - A bulk load is visible record by record while it applies (each task whole), not as one
+//!   atomic snapshot; a refused load applies nothing.
+//! - Queries by product key and device name route through a pair directory; a fleet
+//!   sharded by `iotId` needs the platform's device registry to route them (or asks every
+//!   instance).
+//! - Bounded sizes: JSON Lines lines of [`MAX_LINE_BYTES`], loads of [`MAX_LOAD_BYTES`],
+//!   requests of [`rpc::MAX_REQUEST_BYTES`] (SECURITY.md lists every limit).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -19,7 +128,14 @@ pub use engine::{
     WriteSummary, DEFAULT_SHARDS,
 };
 pub use ingest::{LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES};
-pub use model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp, Violation};
-pub use shard::shard_of;
+pub use model::{
+    Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp, Violation,
+};
 pub use query::{DeviceRef, Query, QueryError};
+pub use shard::shard_of;
 pub use view::TaskFields;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -149,7 +149,9 @@ impl StatusSet {
 
     /// The statuses of the set, in declaration order.
     pub fn iter(self) -> impl Iterator<Item = TaskStatus> {
-        TaskStatus::ALL.into_iter().filter(move |s| self.contains(*s))
+        TaskStatus::ALL
+            .into_iter()
+            .filter(move |s| self.contains(*s))
     }
 }
 
@@ -195,9 +197,9 @@ impl Timestamp {
             return None;
         }
         let num = |range: std::ops::Range<usize>| -> Option<i64> {
-            b[range]
-                .iter()
-                .try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+            b[range].iter().try_fold(0i64, |acc, &c| {
+                c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+            })
         };
         if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
             return None;
@@ -422,7 +424,9 @@ impl Field {
             Field::IotInstanceId => {
                 check_chars(value, 0, 64, is_visible_ascii, "visible ASCII (0x21-0x7E)")
             }
-            Field::ProductName => check_chars(value, 1, 64, is_not_control, "no control characters"),
+            Field::ProductName => {
+                check_chars(value, 1, 64, is_not_control, "no control characters")
+            }
             Field::DeviceName => check_chars(
                 value,
                 4,
@@ -438,7 +442,9 @@ impl Field {
                 "A-Z a-z 0-9 . - _",
             ),
             Field::SrcVersion => check_chars(value, 0, 64, is_not_control, "no control characters"),
-            Field::DestVersion => check_chars(value, 1, 64, is_not_control, "no control characters"),
+            Field::DestVersion => {
+                check_chars(value, 1, 64, is_not_control, "no control characters")
+            }
             Field::TaskStatus => match TaskStatus::parse(value) {
                 Some(_) => Ok(()),
                 None => Err(Violation::UnknownStatus),
@@ -748,7 +754,10 @@ mod tests {
             assert_eq!(TaskStatus::parse(s.as_str()), Some(s));
             assert_eq!(TaskStatus::from_u8(s as u8), Some(s));
         }
-        let unfinished: Vec<_> = StatusSet::UNFINISHED.iter().map(TaskStatus::as_str).collect();
+        let unfinished: Vec<_> = StatusSet::UNFINISHED
+            .iter()
+            .map(TaskStatus::as_str)
+            .collect();
         assert_eq!(unfinished, ["CONFIRM", "QUEUED", "NOTIFIED", "IN_PROGRESS"]);
         let finished: Vec<_> = StatusSet::FINISHED.iter().map(TaskStatus::as_str).collect();
         assert_eq!(finished, ["SUCCEEDED", "FAILED", "CANCELED"]);
@@ -773,7 +782,12 @@ mod tests {
             let t = Timestamp::parse(input).unwrap_or_else(|| panic!("{input}"));
             assert_eq!(t.to_string(), output, "{input}");
         }
-        assert_eq!(Timestamp::parse("1970-01-01T00:00:01.5Z").unwrap().as_millis(), 1500);
+        assert_eq!(
+            Timestamp::parse("1970-01-01T00:00:01.5Z")
+                .unwrap()
+                .as_millis(),
+            1500
+        );
         for bad in [
             "",
             "2024-11-11 11:11:11Z",
@@ -810,7 +824,13 @@ mod tests {
         use Violation::*;
         let ok = |f: Field, v: &str| assert_eq!(f.check(v), Ok(()), "{f} {v:?}");
         let bad = |f: Field, v: &str| assert!(f.check(v).is_err(), "{f} {v:?} should fail");
-        for f in [Field::TaskId, Field::JobId, Field::FirmwareId, Field::IotId, Field::ProductKey] {
+        for f in [
+            Field::TaskId,
+            Field::JobId,
+            Field::FirmwareId,
+            Field::IotId,
+            Field::ProductKey,
+        ] {
             ok(f, "a");
             ok(f, &"x".repeat(64));
             ok(f, "!~*#");

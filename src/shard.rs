@@ -65,7 +65,10 @@ mod tests {
     fn jump_hash_is_deterministic_and_covers_every_bucket() {
         assert_eq!(jump_consistent_hash(0, 1), 0);
         assert_eq!(jump_consistent_hash(1, 2), 0);
-        assert_eq!(jump_consistent_hash(0xdead_beef, 100), jump_consistent_hash(0xdead_beef, 100));
+        assert_eq!(
+            jump_consistent_hash(0xdead_beef, 100),
+            jump_consistent_hash(0xdead_beef, 100)
+        );
         let spread: std::collections::BTreeSet<u32> =
             (0..1000u64).map(|k| jump_consistent_hash(k, 10)).collect();
         assert_eq!(spread.len(), 10);
@@ -74,10 +77,15 @@ mod tests {
     #[test]
     fn frozen_values() {
         // Changing any of these breaks every fleet routing by this function.
-        let got: Vec<u32> = ["OZs5tjTkzRRTZSCekmbRk1****", "TfmUAeJjQQhCPH84UVNn0010c6****", "a", ""]
-            .iter()
-            .map(|id| shard_of(id, 64))
-            .collect();
+        let got: Vec<u32> = [
+            "OZs5tjTkzRRTZSCekmbRk1****",
+            "TfmUAeJjQQhCPH84UVNn0010c6****",
+            "a",
+            "",
+        ]
+        .iter()
+        .map(|id| shard_of(id, 64))
+        .collect();
         assert_eq!(got, FROZEN_64);
     }
     const FROZEN_64: [u32; 4] = [15, 12, 31, 17];

@@ -123,7 +123,7 @@ pub(crate) struct Shard {
 impl Shard {
     pub(crate) fn new(hasher: DefaultHashBuilder, capacity: u32) -> Shard {
         Shard {
-            dict: Interner::new(hasher.clone()),
+            dict: Interner::new(hasher),
             hasher,
             variants: Vec::new(),
             variant_free: Vec::new(),
@@ -660,7 +660,10 @@ impl Shard {
             }
         }
         let free_keys = self.keys.free_offsets();
-        if let Some(r) = self.rows().find(|r| free_keys.contains(&self.row_key[r.idx()].0)) {
+        if let Some(r) = self
+            .rows()
+            .find(|r| free_keys.contains(&self.row_key[r.idx()].0))
+        {
             return Err(format!("row {r:?} holds a freed task id entry"));
         }
         let mut keys: Vec<u32> = self.rows().map(|r| self.row_key[r.idx()].0).collect();
@@ -718,7 +721,9 @@ impl Shard {
         for (sym, text, refs) in self.dict.iter() {
             let want = sym_refs.get(&sym).copied().unwrap_or(0);
             if refs != want {
-                return Err(format!("string {text:?}: {refs} refs recorded, {want} held"));
+                return Err(format!(
+                    "string {text:?}: {refs} refs recorded, {want} held"
+                ));
             }
         }
         if sym_refs.len() != self.dict.live() {

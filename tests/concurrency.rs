@@ -37,7 +37,11 @@ fn version(i: usize, t: usize, v: u64) -> TaskRecord {
         product_key: format!("pk-{}", device % 3),
         product_name: format!("Product of instance {i}"),
         device_name: format!("name-{device:03}"),
-        module_name: if v % 2 == 0 { "ble".into() } else { "wifi".into() },
+        module_name: if v.is_multiple_of(2) {
+            "ble".into()
+        } else {
+            "wifi".into()
+        },
         src_version: format!("s{v}"),
         dest_version: format!("d{v}"),
         status,
@@ -53,14 +57,22 @@ fn check_whole(task: &impl TaskFields, instance: usize, device: usize) -> Result
         .strip_prefix('d')
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| format!("bad dest {}", task.dest_version()))?;
-    let t: usize = task.task_id()[5..].parse().map_err(|_| "bad task id".to_owned())?;
+    let t: usize = task.task_id()[5..]
+        .parse()
+        .map_err(|_| "bad task id".to_owned())?;
     let want = version(instance, t, v);
     let got = task.to_record();
     if got != want {
-        return Err(format!("torn or foreign task:\n got  {got:?}\n want {want:?}"));
+        return Err(format!(
+            "torn or foreign task:\n got  {got:?}\n want {want:?}"
+        ));
     }
     if got.iot_id != iot(device) {
-        return Err(format!("task of {} in the answer for {}", got.iot_id, iot(device)));
+        return Err(format!(
+            "task of {} in the answer for {}",
+            got.iot_id,
+            iot(device)
+        ));
     }
     if !got.status.is_unfinished() {
         return Err("finished task in an unfinished answer".into());
@@ -85,7 +97,7 @@ fn readers_never_see_torn_or_foreign_tasks() {
                 v += 1;
                 let t = w * TASKS_PER_WRITER + rng.below(TASKS_PER_WRITER as u64) as usize;
                 let i = rng.below(2) as usize;
-                if v % 50 == 0 {
+                if v.is_multiple_of(50) {
                     // A bulk load of several versions at once.
                     let mut jsonl = Vec::new();
                     for k in 0..5 {
@@ -152,7 +164,9 @@ fn readers_never_see_torn_or_foreign_tasks() {
         }
     }
     for r in readers {
-        r.join().expect("reader thread").expect("a reader saw a bad answer");
+        r.join()
+            .expect("reader thread")
+            .expect("a reader saw a bad answer");
     }
     assert!(reads.load(Ordering::Relaxed) > 100, "readers made progress");
     engine.internal_validate().unwrap();

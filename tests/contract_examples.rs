@@ -11,7 +11,9 @@ const REQUESTS: &str = include_str!("data/contract/requests.txt");
 
 fn service(case: KeyCase) -> Service {
     let engine = Engine::new();
-    engine.load_jsonl(TASKS.as_bytes()).expect("the examples load");
+    engine
+        .load_jsonl(TASKS.as_bytes())
+        .expect("the examples load");
     Service::new(engine).with_case(case)
 }
 
@@ -25,7 +27,11 @@ fn mask_message(answer: &str) -> String {
             let text = text.as_str().expect("message is a string");
             assert!(!text.is_empty(), "empty message in {answer}");
             let encoded = serde_json::to_string(text).unwrap();
-            masked = masked.replacen(&format!("\"{key}\":{encoded}"), &format!("\"{key}\":\"x\""), 1);
+            masked = masked.replacen(
+                &format!("\"{key}\":{encoded}"),
+                &format!("\"{key}\":\"x\""),
+                1,
+            );
         }
     }
     masked
@@ -46,10 +52,19 @@ fn check(case: KeyCase, expected: &str) {
             &mut out,
         );
         let got = String::from_utf8(out).unwrap();
-        assert_eq!(mask_message(&got), *want, "request {} ({request})", line + 1);
+        assert_eq!(
+            mask_message(&got),
+            *want,
+            "request {} ({request})",
+            line + 1
+        );
         let code = serde_json::from_str::<serde_json::Value>(want).unwrap();
         let code = code
-            .get(if case == KeyCase::Camel { "code" } else { "Code" })
+            .get(if case == KeyCase::Camel {
+                "code"
+            } else {
+                "Code"
+            })
             .and_then(|c| c.as_str())
             .unwrap()
             .to_owned();
@@ -65,12 +80,18 @@ fn check(case: KeyCase, expected: &str) {
 
 #[test]
 fn camel_case_examples() {
-    check(KeyCase::Camel, include_str!("data/contract/expected.camel.jsonl"));
+    check(
+        KeyCase::Camel,
+        include_str!("data/contract/expected.camel.jsonl"),
+    );
 }
 
 #[test]
 fn pascal_case_examples() {
-    check(KeyCase::Pascal, include_str!("data/contract/expected.pascal.jsonl"));
+    check(
+        KeyCase::Pascal,
+        include_str!("data/contract/expected.pascal.jsonl"),
+    );
 }
 
 #[test]

@@ -2,8 +2,7 @@
 //! identity conflicts) names the line and the field, and leaves the store exactly as it was.
 
 use ota_index::{
-    Binding, Engine, Field, LoadErrorKind, TaskRecord, TaskStatus, Timestamp, Violation,
-    WriteError,
+    Binding, Engine, Field, LoadErrorKind, TaskRecord, TaskStatus, Timestamp, Violation, WriteError,
 };
 
 const GOOD: &str = r#"{"destVersion":"3.9.0","deviceName":"device_actived","firmwareId":"123","iotId":"OZs5tjTkzRRTZSCekmbRk1****","jobId":"183371207742901****","moduleName":"ble","productKey":"k1h9drZ****","productName":"testProduct1","srcVersion":"1.8","taskId":"183371207782747****","taskStatus":"NOTIFIED","utcCreate":"2024-09-11T03:40:02.734Z","utcModified":"2024-09-11T06:27:24.649Z"}"#;
@@ -32,9 +31,19 @@ fn refused(key: &str, raw_value: &str, field: Field) -> LoadErrorKind {
     let err = engine.load_jsonl(input.as_bytes()).unwrap_err();
     assert_eq!(err.line, 2, "{key}={raw_value}: {err}");
     assert_eq!(err.field(), Some(field), "{key}={raw_value}: {err}");
-    assert!(err.to_string().contains(field.camel()), "message names the field: {err}");
-    assert!(err.to_string().starts_with("line 2:"), "message names the line: {err}");
-    assert_eq!(snapshot(&engine), before, "{key}={raw_value} changed the store");
+    assert!(
+        err.to_string().contains(field.camel()),
+        "message names the field: {err}"
+    );
+    assert!(
+        err.to_string().starts_with("line 2:"),
+        "message names the line: {err}"
+    );
+    assert_eq!(
+        snapshot(&engine),
+        before,
+        "{key}={raw_value} changed the store"
+    );
     engine.internal_validate().unwrap();
     err.kind
 }
@@ -56,7 +65,11 @@ fn fresh_other() -> String {
 fn set(line: &str, key: &str, raw_value: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     let old = serde_json::to_string(&v[key]).unwrap();
-    line.replacen(&format!("\"{key}\":{old}"), &format!("\"{key}\":{raw_value}"), 1)
+    line.replacen(
+        &format!("\"{key}\":{old}"),
+        &format!("\"{key}\":{raw_value}"),
+        1,
+    )
 }
 
 fn remove(line: &str, key: &str) -> String {
@@ -71,13 +84,20 @@ fn each_field_rule_is_enforced() {
     let long = |n: usize| format!("\"{}\"", "x".repeat(n));
     for key in ["taskId", "jobId", "firmwareId", "iotId", "productKey"] {
         let field = Field::from_key(key).unwrap();
-        assert_eq!(refused(key, "\"\"", field), LoadErrorKind::InvalidField(ota_index::FieldError::new(field, Violation::Missing)));
+        assert_eq!(
+            refused(key, "\"\"", field),
+            LoadErrorKind::InvalidField(ota_index::FieldError::new(field, Violation::Missing))
+        );
         refused(key, &long(65), field);
         refused(key, "\"a b\"", field);
         refused(key, "\"caf\u{e9}\"", field);
     }
     refused("productName", "\"\"", Field::ProductName);
-    refused("productName", &format!("\"{}\"", "灯".repeat(65)), Field::ProductName);
+    refused(
+        "productName",
+        &format!("\"{}\"", "灯".repeat(65)),
+        Field::ProductName,
+    );
     refused("productName", "\"a\\nb\"", Field::ProductName);
     refused("deviceName", "\"abc\"", Field::DeviceName);
     refused("deviceName", &long(33), Field::DeviceName);
@@ -92,7 +112,12 @@ fn each_field_rule_is_enforced() {
     for bad in ["\"queued\"", "\"DONE\"", "\"\""] {
         refused("taskStatus", bad, Field::TaskStatus);
     }
-    for bad in ["\"2024-09-11\"", "\"2024-02-30T00:00:00Z\"", "\"2024-09-11T03:40:02.7345Z\"", "\"2024-09-11T03:40:02+08:00\""] {
+    for bad in [
+        "\"2024-09-11\"",
+        "\"2024-02-30T00:00:00Z\"",
+        "\"2024-09-11T03:40:02.7345Z\"",
+        "\"2024-09-11T03:40:02+08:00\"",
+    ] {
         refused("utcCreate", bad, Field::UtcCreate);
         refused("utcModified", bad, Field::UtcModified);
     }
@@ -102,16 +127,32 @@ fn each_field_rule_is_enforced() {
 fn non_string_values_are_invalid_fields() {
     for raw in ["7", "null", "true", "{\"a\":1}", "[\"x\"]", "1.5"] {
         let kind = refused("jobId", raw, Field::JobId);
-        assert_eq!(kind, LoadErrorKind::InvalidField(ota_index::FieldError::new(Field::JobId, Violation::NotAString)), "{raw}");
+        assert_eq!(
+            kind,
+            LoadErrorKind::InvalidField(ota_index::FieldError::new(
+                Field::JobId,
+                Violation::NotAString
+            )),
+            "{raw}"
+        );
     }
 }
 
 #[test]
 fn missing_and_duplicate_fields() {
-    for key in ["taskId", "iotId", "deviceName", "taskStatus", "utcModified", "srcVersion"] {
+    for key in [
+        "taskId",
+        "iotId",
+        "deviceName",
+        "taskStatus",
+        "utcModified",
+        "srcVersion",
+    ] {
         let engine = loaded();
         let before = snapshot(&engine);
-        let err = engine.load_jsonl(remove(&fresh(), key).as_bytes()).unwrap_err();
+        let err = engine
+            .load_jsonl(remove(&fresh(), key).as_bytes())
+            .unwrap_err();
         assert_eq!((err.line, err.field()), (1, Field::from_key(key)), "{err}");
         assert_eq!(snapshot(&engine), before);
     }
@@ -122,19 +163,37 @@ fn missing_and_duplicate_fields() {
         let with_dup = format!("{}{dup}", &line[..line.len() - 1]);
         let err = engine.load_jsonl(with_dup.as_bytes()).unwrap_err();
         assert_eq!(err.field(), Some(Field::JobId), "{err}");
-        assert!(matches!(err.kind, LoadErrorKind::InvalidField(ref f) if f.violation == Violation::Duplicate));
+        assert!(
+            matches!(err.kind, LoadErrorKind::InvalidField(ref f) if f.violation == Violation::Duplicate)
+        );
     }
 }
 
 #[test]
 fn malformed_json_names_the_line() {
-    for bad in ["{", "{\"taskId\":\"t\"", "not json", "[1,2,3]", "\"just a string\"", "{\"a\":1}{\"b\":2}", "{\"taskId\":\"t\",}"] {
+    for bad in [
+        "{",
+        "{\"taskId\":\"t\"",
+        "not json",
+        "[1,2,3]",
+        "\"just a string\"",
+        "{\"a\":1}{\"b\":2}",
+        "{\"taskId\":\"t\",}",
+    ] {
         let engine = loaded();
         let before = snapshot(&engine);
         let input = format!("{GOOD}\n\n{bad}\n");
         let err = engine.load_jsonl(input.as_bytes()).unwrap_err();
         assert_eq!(err.line, 3, "{bad}: {err}");
-        assert!(matches!(err.kind, LoadErrorKind::Json(_) | LoadErrorKind::NotAnObject | LoadErrorKind::InvalidField(_)), "{bad}: {err}");
+        assert!(
+            matches!(
+                err.kind,
+                LoadErrorKind::Json(_)
+                    | LoadErrorKind::NotAnObject
+                    | LoadErrorKind::InvalidField(_)
+            ),
+            "{bad}: {err}"
+        );
         assert_eq!(snapshot(&engine), before, "{bad}");
     }
 }
@@ -156,19 +215,31 @@ fn identity_conflicts_against_the_store_and_within_the_load() {
     let engine = loaded();
     let before = snapshot(&engine);
     let other_pair = fresh().replace("NewDevice001", "OZs5tjTkzRRTZSCekmbRk1****");
-    let err = engine.load_jsonl(format!("{}\n{other_pair}", fresh_other()).as_bytes()).unwrap_err();
+    let err = engine
+        .load_jsonl(format!("{}\n{other_pair}", fresh_other()).as_bytes())
+        .unwrap_err();
     assert_eq!(err.line, 2);
-    assert!(matches!(&err.kind, LoadErrorKind::Write(WriteError::IdentityConflict { bound: Binding::IotIdBoundTo { device_name, .. }, .. }) if device_name == "device_actived"), "{err}");
+    assert!(
+        matches!(&err.kind, LoadErrorKind::Write(WriteError::IdentityConflict { bound: Binding::IotIdBoundTo { device_name, .. }, .. }) if device_name == "device_actived"),
+        "{err}"
+    );
     assert_eq!(snapshot(&engine), before);
 
-    let other_iot = GOOD.replace("183371207782747****", "new-task").replace("OZs5tjTkzRRTZSCekmbRk1****", "Thief");
+    let other_iot = GOOD
+        .replace("183371207782747****", "new-task")
+        .replace("OZs5tjTkzRRTZSCekmbRk1****", "Thief");
     let err = engine.load_jsonl(other_iot.as_bytes()).unwrap_err();
-    assert!(matches!(&err.kind, LoadErrorKind::Write(WriteError::IdentityConflict { bound: Binding::PairBoundTo { iot_id }, .. }) if iot_id == "OZs5tjTkzRRTZSCekmbRk1****"), "{err}");
+    assert!(
+        matches!(&err.kind, LoadErrorKind::Write(WriteError::IdentityConflict { bound: Binding::PairBoundTo { iot_id }, .. }) if iot_id == "OZs5tjTkzRRTZSCekmbRk1****"),
+        "{err}"
+    );
     assert_eq!(snapshot(&engine), before);
 
     // Within one load: line 1 binds NewDevice001, line 3 contradicts it.
     let contradicting = fresh_other().replace("NewDevice002", "NewDevice001");
-    let err = engine.load_jsonl(format!("{}\n\n{contradicting}", fresh()).as_bytes()).unwrap_err();
+    let err = engine
+        .load_jsonl(format!("{}\n\n{contradicting}", fresh()).as_bytes())
+        .unwrap_err();
     assert_eq!(err.line, 3, "{err}");
     assert_eq!(snapshot(&engine), before);
     // The same identity in another instance is no conflict.
@@ -182,7 +253,9 @@ fn first_bad_line_wins() {
     // Line 1 conflicts with the store; line 2 is malformed: line 1 is reported.
     let engine = loaded();
     let conflicting = fresh().replace("NewDevice001", "OZs5tjTkzRRTZSCekmbRk1****");
-    let err = engine.load_jsonl(format!("{conflicting}\n{{oops\n").as_bytes()).unwrap_err();
+    let err = engine
+        .load_jsonl(format!("{conflicting}\n{{oops\n").as_bytes())
+        .unwrap_err();
     assert_eq!(err.line, 1, "{err}");
 }
 
@@ -192,13 +265,22 @@ fn single_writes_refuse_bad_records_and_change_nothing() {
     let before = snapshot(&engine);
     let mut rec = before[0].clone();
     rec.device_name = "ab".into();
-    assert!(matches!(engine.upsert(&rec), Err(WriteError::InvalidField(ref f)) if f.field == Field::DeviceName));
+    assert!(
+        matches!(engine.upsert(&rec), Err(WriteError::InvalidField(ref f)) if f.field == Field::DeviceName)
+    );
     let mut rec = before[0].clone();
     rec.task_id = "brand-new".into();
     rec.product_key = "another-product".into(); // same iotId, another pair
-    assert!(matches!(engine.upsert(&rec), Err(WriteError::IdentityConflict { .. })));
-    assert!(matches!(engine.remove("", ""), Err(WriteError::InvalidField(ref f)) if f.field == Field::TaskId));
-    assert!(matches!(engine.remove("bad instance", "t-1"), Err(WriteError::InvalidField(ref f)) if f.field == Field::IotInstanceId));
+    assert!(matches!(
+        engine.upsert(&rec),
+        Err(WriteError::IdentityConflict { .. })
+    ));
+    assert!(
+        matches!(engine.remove("", ""), Err(WriteError::InvalidField(ref f)) if f.field == Field::TaskId)
+    );
+    assert!(
+        matches!(engine.remove("bad instance", "t-1"), Err(WriteError::InvalidField(ref f)) if f.field == Field::IotInstanceId)
+    );
     assert_eq!(engine.remove("never-seen", "t-1"), Ok(false));
     assert_eq!(engine.remove("", "no-such-task"), Ok(false));
     assert_eq!(snapshot(&engine), before);
@@ -228,7 +310,9 @@ fn stale_and_equal_timestamps() {
     engine.upsert(&rec).unwrap();
     rec.status = TaskStatus::InProgress;
     rec.utc_modified = t(9);
-    assert!(matches!(engine.upsert(&rec), Ok(ota_index::UpsertOutcome::Stale { stored }) if stored == t(10)));
+    assert!(
+        matches!(engine.upsert(&rec), Ok(ota_index::UpsertOutcome::Stale { stored }) if stored == t(10))
+    );
     assert_eq!(engine.get("", "t").unwrap().status, TaskStatus::Queued);
     rec.utc_modified = t(10); // equal: replaces
     assert_eq!(engine.upsert(&rec), Ok(ota_index::UpsertOutcome::Replaced));
@@ -241,7 +325,12 @@ fn stale_and_equal_timestamps() {
 #[test]
 fn data_file_errors() {
     let engine = Engine::new();
-    let err = engine.load_jsonl_file("/nonexistent/tasks.jsonl").unwrap_err();
+    let err = engine
+        .load_jsonl_file("/nonexistent/tasks.jsonl")
+        .unwrap_err();
     assert!(matches!(err.kind, LoadErrorKind::Io(_)));
-    assert!(err.to_string().contains("/nonexistent/tasks.jsonl"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/tasks.jsonl"),
+        "{err}"
+    );
 }

@@ -51,7 +51,11 @@ impl Rec {
             product_name: format!("Product \"{}\" é", self.version % 2),
             device_name: if self.invalid { "x".into() } else { dn.into() },
             module_name: MODULES[self.module].into(),
-            src_version: if self.version % 3 == 0 { String::new() } else { format!("1.{}", self.version) },
+            src_version: if self.version.is_multiple_of(3) {
+                String::new()
+            } else {
+                format!("1.{}", self.version)
+            },
             dest_version: format!("2.{}", self.version),
             status: TaskStatus::ALL[self.status],
             utc_create: Timestamp::from_millis(TIMES[self.created]),
@@ -70,7 +74,10 @@ enum DeviceSel {
 #[derive(Debug, Clone)]
 enum Op {
     Upsert(Rec),
-    Remove { instance: usize, task: usize },
+    Remove {
+        instance: usize,
+        task: usize,
+    },
     Load(Vec<Rec>),
     Query {
         instance: usize,
@@ -91,17 +98,19 @@ fn rec() -> impl Strategy<Value = Rec> {
         0..TIMES.len(),
         any::<u8>(),
     )
-        .prop_map(|(task, device, module, instance, status, created, modified, version)| Rec {
-            task,
-            device,
-            module,
-            instance,
-            status,
-            created,
-            modified,
-            version,
-            invalid: false,
-        })
+        .prop_map(
+            |(task, device, module, instance, status, created, modified, version)| Rec {
+                task,
+                device,
+                module,
+                instance,
+                status,
+                created,
+                modified,
+                version,
+                invalid: false,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -110,7 +119,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..INSTANCES.len(), 0..TASK_IDS.len()).prop_map(|(instance, task)| Op::Remove { instance, task }),
         1 => (proptest::collection::vec(rec(), 0..6), any::<u8>()).prop_map(|(mut recs, bad)| {
             // Sometimes one record of the load breaks a field rule.
-            if bad % 4 == 0 && !recs.is_empty() {
+            if bad.is_multiple_of(4) && !recs.is_empty() {
                 let i = bad as usize % recs.len();
                 recs[i].invalid = true;
             }
@@ -163,11 +172,14 @@ impl Model {
         let key = (inst.clone(), r.task_id.clone());
         if let Some(stored) = self.tasks.get(&key) {
             if stored.utc_modified > r.utc_modified {
-                return ModelWrite::Done(UpsertOutcome::Stale { stored: stored.utc_modified });
+                return ModelWrite::Done(UpsertOutcome::Stale {
+                    stored: stored.utc_modified,
+                });
             }
         }
         self.instances.insert(inst);
-        self.by_iot.insert(iot_key, (r.product_key.clone(), r.device_name.clone()));
+        self.by_iot
+            .insert(iot_key, (r.product_key.clone(), r.device_name.clone()));
         self.by_pair.insert(pair_key, r.iot_id.clone());
         let outcome = if self.tasks.insert(key, r.clone()).is_some() {
             UpsertOutcome::Replaced
@@ -177,19 +189,33 @@ impl Model {
         ModelWrite::Done(outcome)
     }
 
-    fn query(&self, instance: &str, device: &DeviceSel, module: Option<&str>, statuses: StatusSet) -> Result<Vec<TaskRecord>, ()> {
+    fn query(
+        &self,
+        instance: &str,
+        device: &DeviceSel,
+        module: Option<&str>,
+        statuses: StatusSet,
+    ) -> Result<Vec<TaskRecord>, ()> {
         if !instance.is_empty() && !self.instances.contains(instance) {
             return Err(());
         }
-        let wanted = if statuses.is_empty() { StatusSet::UNFINISHED } else { statuses };
+        let wanted = if statuses.is_empty() {
+            StatusSet::UNFINISHED
+        } else {
+            statuses
+        };
         let iot = match device {
             DeviceSel::Iot(d) => Some(DEVICES[*d].0.to_owned()),
             DeviceSel::Name(d) => {
                 let (_, pk, dn) = DEVICES[*d];
-                self.by_pair.get(&(instance.to_owned(), pk.to_owned(), dn.to_owned())).cloned()
+                self.by_pair
+                    .get(&(instance.to_owned(), pk.to_owned(), dn.to_owned()))
+                    .cloned()
             }
         };
-        let Some(iot) = iot else { return Ok(Vec::new()) };
+        let Some(iot) = iot else {
+            return Ok(Vec::new());
+        };
         let mut out: Vec<TaskRecord> = self
             .tasks
             .values()
@@ -198,7 +224,9 @@ impl Model {
             .filter(|t| module.is_none_or(|m| t.module_name.eq_ignore_ascii_case(m)))
             .cloned()
             .collect();
-        out.sort_by(|a, b| (a.utc_create, a.task_id.as_bytes()).cmp(&(b.utc_create, b.task_id.as_bytes())));
+        out.sort_by(|a, b| {
+            (a.utc_create, a.task_id.as_bytes()).cmp(&(b.utc_create, b.task_id.as_bytes()))
+        });
         Ok(out)
     }
 }
@@ -240,7 +268,10 @@ fn run(shards: usize, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Remove { instance, task } => {
                 let key = (INSTANCES[*instance].to_owned(), TASK_IDS[*task].to_owned());
                 let want = model.tasks.remove(&key).is_some();
-                prop_assert_eq!(engine.remove(INSTANCES[*instance], TASK_IDS[*task]), Ok(want));
+                prop_assert_eq!(
+                    engine.remove(INSTANCES[*instance], TASK_IDS[*task]),
+                    Ok(want)
+                );
             }
             Op::Load(recs) => {
                 let records: Vec<TaskRecord> = recs.iter().map(Rec::record).collect();
@@ -264,17 +295,39 @@ fn run(shards: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     (Some(i), Err(e)) => {
                         // Line numbers count the blank line written before records 1, 4, 7, …
-                        let line = i + 1 + (i + 2) / 3;
+                        let line = i + 1 + i.div_ceil(3);
                         prop_assert_eq!(e.line, line, "step {}: {}", step, e);
-                        let expected_kind = matches!(e.kind, LoadErrorKind::InvalidField(_) | LoadErrorKind::Write(WriteError::IdentityConflict { .. }));
+                        let expected_kind = matches!(
+                            e.kind,
+                            LoadErrorKind::InvalidField(_)
+                                | LoadErrorKind::Write(WriteError::IdentityConflict { .. })
+                        );
                         prop_assert!(expected_kind, "step {}: {}", step, e);
-                        prop_assert_eq!(sorted_tasks(&engine), before, "a failed load changed the store");
+                        prop_assert_eq!(
+                            sorted_tasks(&engine),
+                            before,
+                            "a failed load changed the store"
+                        );
                     }
-                    (want, got) => prop_assert!(false, "step {}: model fails at {:?}, engine {:?}", step, want, got),
+                    (want, got) => prop_assert!(
+                        false,
+                        "step {}: model fails at {:?}, engine {:?}",
+                        step,
+                        want,
+                        got
+                    ),
                 }
             }
-            Op::Query { instance, device, module, statuses } => {
-                let statuses: StatusSet = StatusSet::UNFINISHED.iter().filter(|s| statuses & (1 << *s as u8) != 0).collect();
+            Op::Query {
+                instance,
+                device,
+                module,
+                statuses,
+            } => {
+                let statuses: StatusSet = StatusSet::UNFINISHED
+                    .iter()
+                    .filter(|s| statuses & (1 << *s as u8) != 0)
+                    .collect();
                 let inst = INSTANCES[*instance];
                 let module = module.map(|m| MODULES[m]);
                 let mut query = match device {
@@ -294,8 +347,16 @@ fn run(shards: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                         drop(answer);
                         prop_assert_eq!(engine.count_unfinished(&query), Ok(want.len()));
                     }
-                    (Err(()), Err(QueryError::InstanceNotFound(name))) => prop_assert_eq!(name, inst),
-                    (want, got) => prop_assert!(false, "step {}: model {:?}, engine {:?}", step, want, got.map(|a| a.len())),
+                    (Err(()), Err(QueryError::InstanceNotFound(name))) => {
+                        prop_assert_eq!(name, inst)
+                    }
+                    (want, got) => prop_assert!(
+                        false,
+                        "step {}: model {:?}, engine {:?}",
+                        step,
+                        want,
+                        got.map(|a| a.len())
+                    ),
                 }
             }
         }
@@ -307,7 +368,12 @@ fn run(shards: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     prop_assert_eq!(sorted_tasks(&engine), want);
     let mut instances = engine.instances();
     instances.retain(|i| !i.is_empty());
-    let model_instances: Vec<String> = model.instances.iter().filter(|i| !i.is_empty()).cloned().collect();
+    let model_instances: Vec<String> = model
+        .instances
+        .iter()
+        .filter(|i| !i.is_empty())
+        .cloned()
+        .collect();
     instances.sort();
     prop_assert_eq!(instances, model_instances);
     Ok(())
@@ -325,35 +391,95 @@ proptest! {
 #[test]
 fn binding_outlives_its_tasks() {
     let engine = Engine::new();
-    let rec = Rec { task: 0, device: 0, module: 0, instance: 0, status: 1, created: 0, modified: 0, version: 1, invalid: false };
+    let rec = Rec {
+        task: 0,
+        device: 0,
+        module: 0,
+        instance: 0,
+        status: 1,
+        created: 0,
+        modified: 0,
+        version: 1,
+        invalid: false,
+    };
     engine.upsert(&rec.record()).unwrap();
     assert_eq!(engine.remove("", "t1"), Ok(true));
     // dev-a is still bound to (pk1, lamp-a): another pair for it is a conflict.
-    let other = Rec { device: 3, task: 1, ..rec.clone() };
-    assert!(matches!(engine.upsert(&other.record()), Err(WriteError::IdentityConflict { .. })));
+    let other = Rec {
+        device: 3,
+        task: 1,
+        ..rec.clone()
+    };
+    assert!(matches!(
+        engine.upsert(&other.record()),
+        Err(WriteError::IdentityConflict { .. })
+    ));
     // And the pair is still bound to dev-a.
-    let thief = Rec { device: 4, task: 2, ..rec };
-    assert!(matches!(engine.upsert(&thief.record()), Err(WriteError::IdentityConflict { .. })));
+    let thief = Rec {
+        device: 4,
+        task: 2,
+        ..rec
+    };
+    assert!(matches!(
+        engine.upsert(&thief.record()),
+        Err(WriteError::IdentityConflict { .. })
+    ));
     engine.internal_validate().unwrap();
 }
 
 #[test]
 fn identity_conflict_wins_over_staleness() {
     let engine = Engine::new();
-    let new = Rec { task: 0, device: 0, module: 0, instance: 0, status: 1, created: 0, modified: 2, version: 1, invalid: false };
+    let new = Rec {
+        task: 0,
+        device: 0,
+        module: 0,
+        instance: 0,
+        status: 1,
+        created: 0,
+        modified: 2,
+        version: 1,
+        invalid: false,
+    };
     engine.upsert(&new.record()).unwrap();
     // Older than the stored task AND contradicting the binding: the conflict is reported.
-    let old_conflicting = Rec { device: 3, modified: 0, ..new };
-    assert!(matches!(engine.upsert(&old_conflicting.record()), Err(WriteError::IdentityConflict { .. })));
+    let old_conflicting = Rec {
+        device: 3,
+        modified: 0,
+        ..new
+    };
+    assert!(matches!(
+        engine.upsert(&old_conflicting.record()),
+        Err(WriteError::IdentityConflict { .. })
+    ));
 }
 
 #[test]
 fn stale_record_in_a_load_makes_no_binding() {
     let engine = Engine::with_shards(1);
-    let first = Rec { task: 3, device: 1, module: 0, instance: 0, status: 0, created: 0, modified: 1, version: 0, invalid: false };
+    let first = Rec {
+        task: 3,
+        device: 1,
+        module: 0,
+        instance: 0,
+        status: 0,
+        created: 0,
+        modified: 1,
+        version: 0,
+        invalid: false,
+    };
     engine.upsert(&first.record()).unwrap();
-    let stale = Rec { device: 0, modified: 0, ..first.clone() };
-    let other = Rec { task: 0, device: 3, modified: 0, ..first };
+    let stale = Rec {
+        device: 0,
+        modified: 0,
+        ..first.clone()
+    };
+    let other = Rec {
+        task: 0,
+        device: 3,
+        modified: 0,
+        ..first
+    };
     let report = engine.load_jsonl(&to_jsonl(&[stale.record(), other.record()]));
     assert_eq!(report.map(|r| r.summary.stale), Ok(1));
     engine.internal_validate().unwrap();

@@ -22,7 +22,10 @@ fn ask(service: &Service, request: &HttpRequest<'_>) -> (u16, Value) {
         },
         &mut out,
     );
-    (status, serde_json::from_slice(&out).expect("answer is JSON"))
+    (
+        status,
+        serde_json::from_slice(&out).expect("answer is JSON"),
+    )
 }
 
 fn get(service: &Service, query: &str) -> (u16, Value) {
@@ -50,66 +53,290 @@ fn expect_error(service: &Service, query: &str, code: &str, status: u16, names: 
     assert_eq!(answer["success"], false);
     assert_eq!(answer["requestId"], "rid");
     let business = code.starts_with("iot.") && code != "iot.system.SystemException";
-    let (key, other) = if business { ("errorMessage", "message") } else { ("message", "errorMessage") };
-    let message = answer[key].as_str().unwrap_or_else(|| panic!("{query}: no {key} in {answer}"));
+    let (key, other) = if business {
+        ("errorMessage", "message")
+    } else {
+        ("message", "errorMessage")
+    };
+    let message = answer[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{query}: no {key} in {answer}"));
     assert!(answer.get(other).is_none(), "{query}: both message keys");
-    assert!(names.iter().any(|n| message.contains(n)), "{query}: message {message:?} names none of {names:?}");
-    let keys: Vec<&str> = answer.as_object().unwrap().keys().map(String::as_str).collect();
+    assert!(
+        names.iter().any(|n| message.contains(n)),
+        "{query}: message {message:?} names none of {names:?}"
+    );
+    let keys: Vec<&str> = answer
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys.len(), 4, "{answer}");
 }
 
 #[test]
 fn every_query_error_code() {
     let s = service();
-    expect_error(&s, "IotId=x1234", "InvalidAction.NotFound", 404, &["Action"]);
-    expect_error(&s, "Action=DescribeRegions&IotId=x", "InvalidAction.NotFound", 404, &["Action", "DescribeRegions"]);
-    expect_error(&s, "Action=listotaunfinishedtaskbydevice&IotId=x", "InvalidAction.NotFound", 404, &["Action"]);
+    expect_error(
+        &s,
+        "IotId=x1234",
+        "InvalidAction.NotFound",
+        404,
+        &["Action"],
+    );
+    expect_error(
+        &s,
+        "Action=DescribeRegions&IotId=x",
+        "InvalidAction.NotFound",
+        404,
+        &["Action", "DescribeRegions"],
+    );
+    expect_error(
+        &s,
+        "Action=listotaunfinishedtaskbydevice&IotId=x",
+        "InvalidAction.NotFound",
+        404,
+        &["Action"],
+    );
     expect_error(&s, A, "MissingParameter", 400, &["IotId"]);
-    expect_error(&s, &format!("{A}&ProductKey=pk"), "MissingParameter", 400, &["DeviceName"]);
-    expect_error(&s, &format!("{A}&DeviceName=name1"), "MissingParameter", 400, &["ProductKey"]);
-    expect_error(&s, &format!("{A}&IotId="), "MissingParameter", 400, &["IotId"]);
-    expect_error(&s, &format!("{A}&IotId=a&IotId=a"), "InvalidParameter", 400, &["IotId"]);
-    expect_error(&s, &format!("{A}&IotId=a&IoTID=a"), "InvalidParameter", 400, &["IotId", "IoTID"]);
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatusList.0=QUEUED"), "InvalidParameter", 400, &["TaskStatusList"]);
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatusList.01=QUEUED"), "InvalidParameter", 400, &["TaskStatusList"]);
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatusList.101=QUEUED"), "InvalidParameter", 400, &["TaskStatusList"]);
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatusList.-1=QUEUED"), "InvalidParameter", 400, &["TaskStatusList"]);
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatusList=QUEUED"), "InvalidParameter", 400, &["TaskStatusList"]);
-    expect_error(&s, &format!("{A}&IotId=a%ZZ"), "InvalidParameter", 400, &["IotId", "%ZZ"]);
-    expect_error(&s, &format!("{A}&IotId=%C3%28"), "InvalidParameter", 400, &["IotId", "UTF-8"]);
-    expect_error(&s, &format!("{A}&IotId=a%20b"), "iot.device.InvalidIoTId", 200, &["IotId"]);
-    expect_error(&s, &format!("{A}&IotId={}", "x".repeat(65)), "iot.device.InvalidIoTId", 200, &["IotId"]);
-    expect_error(&s, &format!("{A}&ProductKey=p%20k&DeviceName=name1"), "iot.prod.InvalidFormattedProductkey", 200, &["ProductKey"]);
-    expect_error(&s, &format!("{A}&ProductKey=pk&DeviceName=ab"), "iot.device.InvalidFormattedDeviceName", 200, &["DeviceName"]);
-    expect_error(&s, &format!("{A}&IotId=a&ModuleName=a%20b"), "iot.common.InvalidFormattedParameter", 200, &["ModuleName"]);
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatus=DONE"), "iot.common.InvalidFormattedParameter", 200, &["TaskStatus"]);
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatus=queued"), "iot.common.InvalidFormattedParameter", 200, &["TaskStatus"]);
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatusList.2=FAILED"), "iot.common.InvalidFormattedParameter", 200, &["TaskStatusList.2", "unfinished"]);
-    expect_error(&s, &format!("{A}&IotId=a&IotInstanceId=nope"), "iot.system.InstanceNotFound", 200, &["IotInstanceId", "nope"]);
+    expect_error(
+        &s,
+        &format!("{A}&ProductKey=pk"),
+        "MissingParameter",
+        400,
+        &["DeviceName"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&DeviceName=name1"),
+        "MissingParameter",
+        400,
+        &["ProductKey"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId="),
+        "MissingParameter",
+        400,
+        &["IotId"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&IotId=a"),
+        "InvalidParameter",
+        400,
+        &["IotId"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&IoTID=a"),
+        "InvalidParameter",
+        400,
+        &["IotId", "IoTID"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatusList.0=QUEUED"),
+        "InvalidParameter",
+        400,
+        &["TaskStatusList"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatusList.01=QUEUED"),
+        "InvalidParameter",
+        400,
+        &["TaskStatusList"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatusList.101=QUEUED"),
+        "InvalidParameter",
+        400,
+        &["TaskStatusList"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatusList.-1=QUEUED"),
+        "InvalidParameter",
+        400,
+        &["TaskStatusList"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatusList=QUEUED"),
+        "InvalidParameter",
+        400,
+        &["TaskStatusList"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a%ZZ"),
+        "InvalidParameter",
+        400,
+        &["IotId", "%ZZ"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=%C3%28"),
+        "InvalidParameter",
+        400,
+        &["IotId", "UTF-8"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a%20b"),
+        "iot.device.InvalidIoTId",
+        200,
+        &["IotId"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId={}", "x".repeat(65)),
+        "iot.device.InvalidIoTId",
+        200,
+        &["IotId"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&ProductKey=p%20k&DeviceName=name1"),
+        "iot.prod.InvalidFormattedProductkey",
+        200,
+        &["ProductKey"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&ProductKey=pk&DeviceName=ab"),
+        "iot.device.InvalidFormattedDeviceName",
+        200,
+        &["DeviceName"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&ModuleName=a%20b"),
+        "iot.common.InvalidFormattedParameter",
+        200,
+        &["ModuleName"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatus=DONE"),
+        "iot.common.InvalidFormattedParameter",
+        200,
+        &["TaskStatus"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatus=queued"),
+        "iot.common.InvalidFormattedParameter",
+        200,
+        &["TaskStatus"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatusList.2=FAILED"),
+        "iot.common.InvalidFormattedParameter",
+        200,
+        &["TaskStatusList.2", "unfinished"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&IotInstanceId=nope"),
+        "iot.system.InstanceNotFound",
+        200,
+        &["IotInstanceId", "nope"],
+    );
 }
 
 #[test]
 fn which_error_wins() {
     let s = service();
     // Action first, before anything else.
-    expect_error(&s, "IotId=a&IotId=b&TaskStatus=DONE", "InvalidAction.NotFound", 404, &["Action"]);
+    expect_error(
+        &s,
+        "IotId=a&IotId=b&TaskStatus=DONE",
+        "InvalidAction.NotFound",
+        404,
+        &["Action"],
+    );
     // Malformed or duplicate parameters before the device.
-    expect_error(&s, &format!("{A}&Format=JSON&Format=XML"), "InvalidParameter", 400, &["Format"]);
+    expect_error(
+        &s,
+        &format!("{A}&Format=JSON&Format=XML"),
+        "InvalidParameter",
+        400,
+        &["Format"],
+    );
     // Missing device before module and status faults.
-    expect_error(&s, &format!("{A}&ModuleName=a:b&TaskStatus=DONE"), "MissingParameter", 400, &["IotId"]);
+    expect_error(
+        &s,
+        &format!("{A}&ModuleName=a:b&TaskStatus=DONE"),
+        "MissingParameter",
+        400,
+        &["IotId"],
+    );
     // IotId format before module; ProductKey before DeviceName.
-    expect_error(&s, &format!("{A}&IotId=a%20b&ModuleName=a:b"), "iot.device.InvalidIoTId", 200, &["IotId"]);
-    expect_error(&s, &format!("{A}&ProductKey=p%20k&DeviceName=ab"), "iot.prod.InvalidFormattedProductkey", 200, &["ProductKey"]);
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a%20b&ModuleName=a:b"),
+        "iot.device.InvalidIoTId",
+        200,
+        &["IotId"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&ProductKey=p%20k&DeviceName=ab"),
+        "iot.prod.InvalidFormattedProductkey",
+        200,
+        &["ProductKey"],
+    );
     // Module before statuses; TaskStatus before the list; the list in N order.
-    expect_error(&s, &format!("{A}&IotId=a&ModuleName=a:b&TaskStatus=DONE"), "iot.common.InvalidFormattedParameter", 200, &["ModuleName"]);
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatusList.1=BAD&TaskStatus=WORSE"), "iot.common.InvalidFormattedParameter", 200, &["TaskStatus"]);
-    let (_, answer) = get(&s, &format!("{A}&IotId=a&TaskStatusList.7=BAD7&TaskStatusList.3=BAD3"));
-    assert!(answer["errorMessage"].as_str().unwrap().contains("TaskStatusList.3"), "{answer}");
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&ModuleName=a:b&TaskStatus=DONE"),
+        "iot.common.InvalidFormattedParameter",
+        200,
+        &["ModuleName"],
+    );
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatusList.1=BAD&TaskStatus=WORSE"),
+        "iot.common.InvalidFormattedParameter",
+        200,
+        &["TaskStatus"],
+    );
+    let (_, answer) = get(
+        &s,
+        &format!("{A}&IotId=a&TaskStatusList.7=BAD7&TaskStatusList.3=BAD3"),
+    );
+    assert!(
+        answer["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("TaskStatusList.3"),
+        "{answer}"
+    );
     // Statuses before the instance.
-    expect_error(&s, &format!("{A}&IotId=a&TaskStatus=DONE&IotInstanceId=nope"), "iot.common.InvalidFormattedParameter", 200, &["TaskStatus"]);
+    expect_error(
+        &s,
+        &format!("{A}&IotId=a&TaskStatus=DONE&IotInstanceId=nope"),
+        "iot.common.InvalidFormattedParameter",
+        200,
+        &["TaskStatus"],
+    );
     // IotId wins: the pair is not consulted, not even its format.
-    let (status, answer) = get(&s, &format!("{A}&IotId={LIGHT}&ProductKey=p%20k&DeviceName=ab"));
-    assert_eq!((status, task_ids(&answer)), (200, vec!["10".into(), "183634077949482****".into(), "9".into()]));
+    let (status, answer) = get(
+        &s,
+        &format!("{A}&IotId={LIGHT}&ProductKey=p%20k&DeviceName=ab"),
+    );
+    assert_eq!(
+        (status, task_ids(&answer)),
+        (
+            200,
+            vec!["10".into(), "183634077949482****".into(), "9".into()]
+        )
+    );
 }
 
 #[test]
@@ -131,11 +358,17 @@ fn query_semantics() {
     let (_, answer) = get(&s, &format!("{A}&IotId={LIGHT}&TaskStatus=CONFIRM&TaskStatusList.5=IN_PROGRESS&TaskStatusList.9=CONFIRM"));
     assert_eq!(task_ids(&answer), ["183634077949482****", "9"]);
     // Empty values count as absent.
-    let (_, answer) = get(&s, &format!("{A}&IotId={LIGHT}&ModuleName=&TaskStatus=&IotInstanceId=&ProductKey="));
+    let (_, answer) = get(
+        &s,
+        &format!("{A}&IotId={LIGHT}&ModuleName=&TaskStatus=&IotInstanceId=&ProductKey="),
+    );
     assert_eq!(task_ids(&answer).len(), 3);
     // A finished status asked for alone is an error, never an answer.
     let (status, answer) = get(&s, &format!("{A}&IotId={LIGHT}&TaskStatus=SUCCEEDED"));
-    assert_eq!((status, answer["code"].as_str()), (200, Some("iot.common.InvalidFormattedParameter")));
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (200, Some("iot.common.InvalidFormattedParameter"))
+    );
     // Unknown device: empty list, not an error.
     let (status, answer) = get(&s, &format!("{A}&ProductKey=K1nhvyl****&DeviceName=Nobody"));
     assert_eq!((status, task_ids(&answer).len()), (200, 0));
@@ -144,7 +377,13 @@ fn query_semantics() {
     assert_eq!(task_ids(&answer), ["183634077949482****"]);
     assert_eq!(answer["data"]["simpleOTATaskInfo"][0]["jobId"], "j-tenant");
     // '+' decodes to a space: a device name with a space is invalid.
-    expect_error(&s, &format!("{A}&ProductKey=K1nhvyl****&DeviceName=Li+ght"), "iot.device.InvalidFormattedDeviceName", 200, &["DeviceName"]);
+    expect_error(
+        &s,
+        &format!("{A}&ProductKey=K1nhvyl****&DeviceName=Li+ght"),
+        "iot.device.InvalidFormattedDeviceName",
+        200,
+        &["DeviceName"],
+    );
     // Common parameters are ignored.
     let (_, answer) = get(&s, &format!("{A}&IotId={LIGHT}&Format=JSON&Version=2018-01-20&RegionId=cn-shanghai&Timestamp=2024-11-19T09%3A47%3A43Z"));
     assert_eq!(task_ids(&answer).len(), 3);
@@ -153,7 +392,10 @@ fn query_semantics() {
 #[test]
 fn post_form_body_header_action_and_request_ids() {
     let s = service();
-    let form = [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")];
+    let form = [(
+        "Content-Type",
+        "application/x-www-form-urlencoded; charset=utf-8",
+    )];
     let post = |query, body: &'static str| HttpRequest {
         method: "POST",
         query,
@@ -161,44 +403,101 @@ fn post_form_body_header_action_and_request_ids() {
         headers: &form,
         request_id: None,
     };
-    let (status, answer) = ask(&s, &post("", "Action=ListOTAUnfinishedTaskByDevice&IotId=TfmUAeJjQQhCPH84UVNn0010c6****"));
+    let (status, answer) = ask(
+        &s,
+        &post(
+            "",
+            "Action=ListOTAUnfinishedTaskByDevice&IotId=TfmUAeJjQQhCPH84UVNn0010c6****",
+        ),
+    );
     assert_eq!((status, task_ids(&answer).len()), (200, 3));
-    let (_, answer) = ask(&s, &post("Action=ListOTAUnfinishedTaskByDevice", "IotId=TfmUAeJjQQhCPH84UVNn0010c6****&ModuleName=BLE"));
+    let (_, answer) = ask(
+        &s,
+        &post(
+            "Action=ListOTAUnfinishedTaskByDevice",
+            "IotId=TfmUAeJjQQhCPH84UVNn0010c6****&ModuleName=BLE",
+        ),
+    );
     assert_eq!(task_ids(&answer).len(), 1);
     // A name in both the query string and the body is a duplicate.
-    let (status, answer) = ask(&s, &post("Action=ListOTAUnfinishedTaskByDevice&IotId=a", "IotId=a"));
-    assert_eq!((status, answer["code"].as_str()), (400, Some("InvalidParameter")));
+    let (status, answer) = ask(
+        &s,
+        &post("Action=ListOTAUnfinishedTaskByDevice&IotId=a", "IotId=a"),
+    );
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("InvalidParameter"))
+    );
     // A body that is not a form is not read.
-    let plain = HttpRequest { headers: &[("Content-Type", "text/plain")], ..post("Action=ListOTAUnfinishedTaskByDevice", "IotId=a") };
+    let plain = HttpRequest {
+        headers: &[("Content-Type", "text/plain")],
+        ..post("Action=ListOTAUnfinishedTaskByDevice", "IotId=a")
+    };
     assert_eq!(ask(&s, &plain).1["code"], "MissingParameter");
     // Action from the x-acs-action header (V3 SDKs).
     let headers = [("x-acs-action", "ListOTAUnfinishedTaskByDevice")];
-    let (status, answer) = ask(&s, &HttpRequest { headers: &headers, ..HttpRequest::get("IotId=TfmUAeJjQQhCPH84UVNn0010c6****") });
+    let (status, answer) = ask(
+        &s,
+        &HttpRequest {
+            headers: &headers,
+            ..HttpRequest::get("IotId=TfmUAeJjQQhCPH84UVNn0010c6****")
+        },
+    );
     assert_eq!((status, task_ids(&answer).len()), (200, 3));
     // Without a caller's id, a fresh UUID v4 per answer.
     let mut a = Vec::new();
     let mut b = Vec::new();
     s.answer(&HttpRequest::get("IotId=x"), &mut a);
     s.answer(&HttpRequest::get("IotId=x"), &mut b);
-    let id = |v: &[u8]| serde_json::from_slice::<Value>(v).unwrap()["requestId"].as_str().unwrap().to_owned();
+    let id = |v: &[u8]| {
+        serde_json::from_slice::<Value>(v).unwrap()["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     let (ida, idb) = (id(&a), id(&b));
     assert_ne!(ida, idb);
     let shape: Vec<usize> = ida.split('-').map(str::len).collect();
     assert_eq!(shape, [8, 4, 4, 4, 12], "{ida}");
-    assert!(ida.chars().all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)), "{ida}");
+    assert!(
+        ida.chars()
+            .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{ida}"
+    );
 }
 
 #[test]
 fn pascal_case_error_envelopes() {
     let s = service().with_case(KeyCase::Pascal);
     let mut out = Vec::new();
-    s.answer(&HttpRequest { request_id: Some("r"), ..HttpRequest::get("Action=ListOTAUnfinishedTaskByDevice&ProductKey=pk&DeviceName=ab") }, &mut out);
+    s.answer(
+        &HttpRequest {
+            request_id: Some("r"),
+            ..HttpRequest::get("Action=ListOTAUnfinishedTaskByDevice&ProductKey=pk&DeviceName=ab")
+        },
+        &mut out,
+    );
     let text = String::from_utf8(out).unwrap();
-    assert!(text.starts_with(r#"{"Code":"iot.device.InvalidFormattedDeviceName","ErrorMessage":""#), "{text}");
-    assert!(text.ends_with(r#","RequestId":"r","Success":false}"#), "{text}");
+    assert!(
+        text.starts_with(r#"{"Code":"iot.device.InvalidFormattedDeviceName","ErrorMessage":""#),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(r#","RequestId":"r","Success":false}"#),
+        "{text}"
+    );
     let mut out = Vec::new();
-    let status = s.answer(&HttpRequest { request_id: Some("r"), ..HttpRequest::get("IotId=x") }, &mut out);
+    let status = s.answer(
+        &HttpRequest {
+            request_id: Some("r"),
+            ..HttpRequest::get("IotId=x")
+        },
+        &mut out,
+    );
     let text = String::from_utf8(out).unwrap();
     assert_eq!(status, 404);
-    assert!(text.starts_with(r#"{"Code":"InvalidAction.NotFound","Message":""#), "{text}");
+    assert!(
+        text.starts_with(r#"{"Code":"InvalidAction.NotFound","Message":""#),
+        "{text}"
+    );
 }

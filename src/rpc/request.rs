@@ -366,7 +366,7 @@ fn parse_statuses(params: &Params<'_>) -> Result<StatusSet, RpcError> {
         match unfinished_status(name, value) {
             Ok(status) => set.insert(status),
             Err(e) => {
-                if first_error.as_ref().map_or(true, |(at, _)| index < *at) {
+                if first_error.as_ref().is_none_or(|(at, _)| index < *at) {
                     first_error = Some((index, e));
                 }
             }

@@ -54,9 +54,10 @@ impl<'a> HttpRequest<'a> {
 
     fn form_body(&self) -> Option<&'a [u8]> {
         let is_form = self.header("content-type").is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+            ct.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
         });
         (self.method.eq_ignore_ascii_case("POST") && is_form && !self.body.is_empty())
             .then_some(self.body)
@@ -183,7 +184,9 @@ impl Service {
         let too_long = |what: &str, len: usize| {
             RpcError::new(
                 ErrorCode::InvalidParameter,
-                format!("the {what} is {len} bytes, longer than the {MAX_REQUEST_BYTES}-byte limit"),
+                format!(
+                    "the {what} is {len} bytes, longer than the {MAX_REQUEST_BYTES}-byte limit"
+                ),
             )
         };
         if request.query.len() > MAX_REQUEST_BYTES {
