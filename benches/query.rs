@@ -127,6 +127,7 @@ fn profile(name: &str) {
         FLOOR => Box::new(Floor::from_fleet(&fleet)),
         other => panic!("OTA_BENCH_PROFILE={other:?}: not an implementation"),
     };
+    eprintln!("[bench] profile: {name} built, answering {n} requests");
     let bytes = profile_loop(imp.as_ref(), &queries, n);
     eprintln!("[bench] profiled {name}: {n} requests, {bytes} response bytes");
 }
