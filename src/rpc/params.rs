@@ -20,6 +20,8 @@
 //! [`Params::unread`] walks the remaining pairs lazily for whoever must still look at them.
 
 use std::borrow::Cow;
+
+use smallvec::SmallVec;
 use std::fmt;
 
 /// The most parameters a request may carry (query string and body together); more is
@@ -82,7 +84,7 @@ pub struct Param<'a> {
 impl<'a> Param<'a> {
     /// Decodes one segment (the text between two `&`, not empty).
     fn decode(segment: &'a [u8], source: Source) -> Param<'a> {
-        let (raw_name, raw_value) = match segment.iter().position(|&b| b == b'=') {
+        let (raw_name, raw_value) = match memchr::memchr(b'=', segment) {
             Some(eq) => (&segment[..eq], &segment[eq + 1..]),
             None => (segment, &segment[segment.len()..]),
         };
@@ -136,7 +138,7 @@ impl<'a> Iterator for Pairs<'a> {
             if self.rest.is_empty() {
                 return None;
             }
-            let (segment, rest) = match self.rest.iter().position(|&b| b == b'&') {
+            let (segment, rest) = match memchr::memchr(b'&', self.rest) {
                 Some(amp) => (&self.rest[..amp], &self.rest[amp + 1..]),
                 None => (self.rest, &self.rest[self.rest.len()..]),
             };
@@ -159,8 +161,8 @@ impl<'a> Iterator for Pairs<'a> {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Params<'a> {
-    /// At most [`MAX_PARAMS`] pairs, in received order.
-    params: Vec<Param<'a>>,
+    /// At most [`MAX_PARAMS`] pairs, in received order; a usual request's fit inline.
+    params: SmallVec<[Param<'a>; 10]>,
     /// The query-string text past the cap (empty unless `too_many`).
     unread_query: &'a [u8],
     /// The body text past the cap (or the whole body when the cap was hit in the query).
@@ -255,7 +257,7 @@ fn decode_component(raw: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
     let not_utf8 = |e: std::str::Utf8Error| DecodeError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     };
-    let Some(first) = raw.iter().position(|&b| b == b'%' || b == b'+') else {
+    let Some(first) = memchr::memchr2(b'%', b'+', raw) else {
         return std::str::from_utf8(raw)
             .map(Cow::Borrowed)
             .map_err(not_utf8);
@@ -284,10 +286,7 @@ fn decode_component(raw: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
             }
             _ => {
                 // Copy the run of plain bytes up to the next `%` or `+` in one go.
-                let run = raw[i..]
-                    .iter()
-                    .position(|&b| b == b'%' || b == b'+')
-                    .map_or(raw.len(), |n| i + n);
+                let run = memchr::memchr2(b'%', b'+', &raw[i..]).map_or(raw.len(), |n| i + n);
                 out.extend_from_slice(&raw[i..run]);
                 i = run;
             }

@@ -42,6 +42,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use smallvec::SmallVec;
+
 use super::error::{ErrorCode, RpcError};
 use super::params::{Param, Params, MAX_PARAMS};
 use crate::model::{Field, StatusSet, TaskStatus};
@@ -59,16 +61,6 @@ pub const MAX_STATUS_LIST_INDEX: u8 = 100;
 /// Most characters of a received name or value echoed in an error message.
 const ECHO_CHARS: usize = 64;
 
-/// The device of a request, owned.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Device {
-    IotId(String),
-    Name {
-        product_key: String,
-        device_name: String,
-    },
-}
-
 /// A request that passed every rule of contract section 3, with its decoded values.
 ///
 /// ```
@@ -85,21 +77,24 @@ enum Device {
 /// assert_eq!(query.device, DeviceRef::IotId("dev-1"));
 /// assert_eq!(query.statuses, StatusSet::only(TaskStatus::Queued));
 /// ```
+///
+/// Values borrow from the decoded [`Params`]: a request answered from the wire allocates
+/// nothing of its own unless a value needed percent-decoding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ParsedRequest {
+pub struct ParsedRequest<'p> {
     /// Checked against its field rules.
-    device: Device,
+    device: DeviceRef<'p>,
     /// Non-empty and checked against the `ModuleName` rule when present.
-    module: Option<String>,
+    module: Option<&'p str>,
     /// Only unfinished statuses; empty means all four.
     statuses: StatusSet,
     /// Non-empty when present; not checked (the engine looks it up).
-    instance: Option<String>,
+    instance: Option<&'p str>,
 }
 
-impl ParsedRequest {
+impl<'p> ParsedRequest<'p> {
     /// The typed query, borrowing this request's values.
-    pub fn query(&self) -> Query<'_> {
+    pub fn query(&self) -> Query<'p> {
         Query {
             device: self.device(),
             module: self.module(),
@@ -109,22 +104,13 @@ impl ParsedRequest {
     }
 
     /// The device asked about.
-    pub fn device(&self) -> DeviceRef<'_> {
-        match &self.device {
-            Device::IotId(id) => DeviceRef::IotId(id),
-            Device::Name {
-                product_key,
-                device_name,
-            } => DeviceRef::Name {
-                product_key,
-                device_name,
-            },
-        }
+    pub fn device(&self) -> DeviceRef<'p> {
+        self.device
     }
 
     /// The module filter, `None` for every module.
-    pub fn module(&self) -> Option<&str> {
-        self.module.as_deref()
+    pub fn module(&self) -> Option<&'p str> {
+        self.module
     }
 
     /// The statuses asked for; empty means all four unfinished statuses.
@@ -133,8 +119,8 @@ impl ParsedRequest {
     }
 
     /// The `IotInstanceId` given, `None` for the default instance.
-    pub fn instance(&self) -> Option<&str> {
-        self.instance.as_deref()
+    pub fn instance(&self) -> Option<&'p str> {
+        self.instance
     }
 }
 
@@ -143,10 +129,10 @@ impl ParsedRequest {
 /// `action_header` is the value of the `x-acs-action` header, if any; it supplies the action
 /// when no `Action` parameter does. See the module documentation for the order of checks and
 /// the choices made.
-pub fn parse_request(
-    params: &Params<'_>,
+pub fn parse_request<'p>(
+    params: &'p Params<'_>,
     action_header: Option<&str>,
-) -> Result<ParsedRequest, RpcError> {
+) -> Result<ParsedRequest<'p>, RpcError> {
     check_action(params, action_header)?;
     check_well_formed(params)?;
     // From here on every name and value decoded and every name is unique.
@@ -159,12 +145,12 @@ pub fn parse_request(
                     format!("The format of the module name is invalid: parameter ModuleName {v}."),
                 )
             })?;
-            Some(module.to_owned())
+            Some(module)
         }
         None => None,
     };
     let statuses = parse_statuses(params)?;
-    let instance = non_empty(params, "IotInstanceId").map(str::to_owned);
+    let instance = non_empty(params, "IotInstanceId");
     Ok(ParsedRequest {
         device,
         module,
@@ -227,7 +213,9 @@ fn check_well_formed(params: &Params<'_>) -> Result<(), RpcError> {
     }
     // Bounded by MAX_PARAMS.
     // Canonical name (`IoTID` folded into `IotId`) to the spelling first received.
-    let mut seen: HashMap<&str, &str> = HashMap::with_capacity(params.len());
+    // A handful of parameters is the rule: a linear scan beats hashing them; past 16, hash.
+    let mut seen_few: SmallVec<[(&str, &str); 16]> = SmallVec::new();
+    let mut seen_many: HashMap<&str, &str> = HashMap::new();
     for param in params {
         let name = match &param.name {
             Ok(name) => name.as_ref(),
@@ -248,7 +236,19 @@ fn check_well_formed(params: &Params<'_>) -> Result<(), RpcError> {
         }
         // `IoTID` is the seed's spelling of `IotId`: one parameter.
         let key = if name == "IoTID" { "IotId" } else { name };
-        if let Some(first) = seen.insert(key, name) {
+        let earlier = if seen_few.len() < seen_few.inline_size() {
+            let found = seen_few.iter().find(|(k, _)| *k == key).map(|&(_, n)| n);
+            if found.is_none() {
+                seen_few.push((key, name));
+            }
+            found
+        } else {
+            if seen_many.is_empty() {
+                seen_many.extend(seen_few.iter().copied());
+            }
+            seen_many.insert(key, name)
+        };
+        if let Some(first) = earlier {
             let message = if first == name {
                 format!(
                     "The parameter {} is given more than once (query string and form body \
@@ -295,7 +295,7 @@ fn non_empty<'p>(params: &'p Params<'_>, name: &str) -> Option<&'p str> {
 }
 
 /// Step 3: `IotId` (or `IoTID`) wins; else `ProductKey` and `DeviceName`, both required.
-fn parse_device(params: &Params<'_>) -> Result<Device, RpcError> {
+fn parse_device<'p>(params: &'p Params<'_>) -> Result<DeviceRef<'p>, RpcError> {
     let iot_id = ["IotId", "IoTID"]
         .into_iter()
         .find_map(|name| non_empty(params, name).map(|value| (name, value)));
@@ -306,7 +306,7 @@ fn parse_device(params: &Params<'_>) -> Result<Device, RpcError> {
                 format!("The format of the device id is invalid: parameter {name} {v}."),
             )
         })?;
-        return Ok(Device::IotId(iot_id.to_owned()));
+        return Ok(DeviceRef::IotId(iot_id));
     }
     let missing = |what: &str| {
         RpcError::new(
@@ -338,9 +338,9 @@ fn parse_device(params: &Params<'_>) -> Result<Device, RpcError> {
             format!("The format of the device name is invalid: parameter DeviceName {v}."),
         )
     })?;
-    Ok(Device::Name {
-        product_key: product_key.to_owned(),
-        device_name: device_name.to_owned(),
+    Ok(DeviceRef::Name {
+        product_key,
+        device_name,
     })
 }
 
@@ -410,20 +410,69 @@ mod tests {
 
     const A: &str = "Action=ListOTAUnfinishedTaskByDevice";
 
-    fn parse_with(
-        query: &str,
-        body: Option<&[u8]>,
-        header: Option<&str>,
-    ) -> Result<ParsedRequest, RpcError> {
-        parse_request(&Params::decode(query, body), header)
+    /// An owned copy of a parsed request, so that helpers can return it.
+    #[derive(Debug)]
+    struct Owned {
+        device: (Option<String>, Option<(String, String)>),
+        module: Option<String>,
+        statuses: StatusSet,
+        instance: Option<String>,
     }
 
-    fn parse(query: &str) -> Result<ParsedRequest, RpcError> {
+    impl Owned {
+        fn of(r: &ParsedRequest<'_>) -> Owned {
+            Owned {
+                device: match r.device() {
+                    DeviceRef::IotId(id) => (Some(id.to_owned()), None),
+                    DeviceRef::Name {
+                        product_key,
+                        device_name,
+                    } => (None, Some((product_key.to_owned(), device_name.to_owned()))),
+                },
+                module: r.module().map(str::to_owned),
+                statuses: r.statuses(),
+                instance: r.instance().map(str::to_owned),
+            }
+        }
+        fn device(&self) -> DeviceRef<'_> {
+            match &self.device {
+                (Some(id), _) => DeviceRef::IotId(id),
+                (None, Some((pk, dn))) => DeviceRef::Name {
+                    product_key: pk,
+                    device_name: dn,
+                },
+                (None, None) => unreachable!("a parsed request names a device"),
+            }
+        }
+        fn module(&self) -> Option<&str> {
+            self.module.as_deref()
+        }
+        fn statuses(&self) -> StatusSet {
+            self.statuses
+        }
+        fn instance(&self) -> Option<&str> {
+            self.instance.as_deref()
+        }
+        fn query(&self) -> Query<'_> {
+            Query {
+                device: self.device(),
+                module: self.module(),
+                statuses: self.statuses,
+                instance: self.instance(),
+            }
+        }
+    }
+
+    fn parse_with(query: &str, body: Option<&[u8]>, header: Option<&str>) -> Result<Owned, RpcError> {
+        parse_request(&Params::decode(query, body), header).map(|r| Owned::of(&r))
+    }
+
+    fn parse(query: &str) -> Result<Owned, RpcError> {
         parse_with(query, None, None)
     }
 
     /// `query` with the right action first.
-    fn ok(rest: &str) -> ParsedRequest {
+    fn ok(rest: &str) -> Owned {
         match parse(&format!("{A}&{rest}")) {
             Ok(request) => request,
             Err(e) => panic!("{rest}: {e}"),

@@ -124,22 +124,38 @@ const PASCAL: EnvelopeKeys = EnvelopeKeys {
     error_tail: br#","RequestId":"#,
 };
 
-/// The thirteen fields of a task object, in output order (`Field::ALL` less the instance,
-/// which is never written).
-const TASK_FIELDS: [Field; 13] = [
-    Field::DestVersion,
-    Field::DeviceName,
-    Field::FirmwareId,
-    Field::IotId,
-    Field::JobId,
-    Field::ModuleName,
-    Field::ProductKey,
-    Field::ProductName,
-    Field::SrcVersion,
-    Field::TaskId,
-    Field::TaskStatus,
-    Field::UtcCreate,
-    Field::UtcModified,
+/// The key text before each of a task object's thirteen values, in output order, with the
+/// punctuation around it: written with one copy each.
+const CAMEL_TASK_KEYS: [&[u8]; 13] = [
+    br#"{"destVersion":"#,
+    br#","deviceName":"#,
+    br#","firmwareId":"#,
+    br#","iotId":"#,
+    br#","jobId":"#,
+    br#","moduleName":"#,
+    br#","productKey":"#,
+    br#","productName":"#,
+    br#","srcVersion":"#,
+    br#","taskId":"#,
+    br#","taskStatus":""#,
+    br#"","utcCreate":""#,
+    br#"","utcModified":""#,
+];
+
+const PASCAL_TASK_KEYS: [&[u8]; 13] = [
+    br#"{"DestVersion":"#,
+    br#","DeviceName":"#,
+    br#","FirmwareId":"#,
+    br#","IotId":"#,
+    br#","JobId":"#,
+    br#","ModuleName":"#,
+    br#","ProductKey":"#,
+    br#","ProductName":"#,
+    br#","SrcVersion":"#,
+    br#","TaskId":"#,
+    br#","TaskStatus":""#,
+    br#"","UtcCreate":""#,
+    br#"","UtcModified":""#,
 ];
 
 /// Appends a success response listing `tasks` in the order given.
@@ -185,43 +201,37 @@ pub fn write_error(out: &mut Vec<u8>, case: KeyCase, request_id: &str, error: &R
     });
 }
 
-/// Appends one task object.
+/// Appends one task object: straight-line code, one copy per key, values escaped only when
+/// they hold a byte that needs it (status names and timestamps never do).
 fn write_task<T: TaskFields + ?Sized>(out: &mut Vec<u8>, case: KeyCase, task: &T) {
-    out.push(b'{');
-    for (i, field) in TASK_FIELDS.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        // Keys are ASCII letters: nothing to escape.
-        out.push(b'"');
-        out.extend_from_slice(case.field_key(field).as_bytes());
-        out.extend_from_slice(b"\":");
-        match field {
-            Field::DestVersion => write_json_string(out, task.dest_version()),
-            Field::DeviceName => write_json_string(out, task.device_name()),
-            Field::FirmwareId => write_json_string(out, task.firmware_id()),
-            Field::IotId => write_json_string(out, task.iot_id()),
-            Field::JobId => write_json_string(out, task.job_id()),
-            Field::ModuleName => write_json_string(out, task.module_name()),
-            Field::ProductKey => write_json_string(out, task.product_key()),
-            Field::ProductName => write_json_string(out, task.product_name()),
-            Field::SrcVersion => write_json_string(out, task.src_version()),
-            Field::TaskId => write_json_string(out, task.task_id()),
-            // Status names and timestamps are plain ASCII: no escaping pass.
-            Field::TaskStatus => write_plain_string(out, task.status().as_str().as_bytes()),
-            Field::UtcCreate => write_plain_string(out, &task.utc_create().format()),
-            Field::UtcModified => write_plain_string(out, &task.utc_modified().format()),
-            Field::IotInstanceId => write_json_string(out, task.iot_instance_id()),
-        }
+    let keys = match case {
+        KeyCase::Camel => &CAMEL_TASK_KEYS,
+        KeyCase::Pascal => &PASCAL_TASK_KEYS,
+    };
+    let values = [
+        task.dest_version(),
+        task.device_name(),
+        task.firmware_id(),
+        task.iot_id(),
+        task.job_id(),
+        task.module_name(),
+        task.product_key(),
+        task.product_name(),
+        task.src_version(),
+        task.task_id(),
+    ];
+    out.reserve(160 + values.iter().map(|v| v.len()).sum::<usize>());
+    for (key, value) in keys.iter().zip(values) {
+        out.extend_from_slice(key);
+        write_json_string(out, value);
     }
-    out.push(b'}');
-}
-
-/// Appends `"bytes"` for bytes known to need no escaping.
-fn write_plain_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.push(b'"');
-    out.extend_from_slice(bytes);
-    out.push(b'"');
+    out.extend_from_slice(keys[10]);
+    out.extend_from_slice(task.status().as_str().as_bytes());
+    out.extend_from_slice(keys[11]);
+    out.extend_from_slice(&task.utc_create().format());
+    out.extend_from_slice(keys[12]);
+    out.extend_from_slice(&task.utc_modified().format());
+    out.extend_from_slice(b"\"}");
 }
 
 /// How [`write_json_string`] writes each byte: `0` raw, `u` as `\u00XX`, else `\` and the
@@ -258,6 +268,12 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // Fast path: no byte needs escaping (the rule for stored task fields).
+    if !needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     // Copy each run of bytes that need no escaping with one call.
     let mut run_start = 0;
     for (i, &byte) in bytes.iter().enumerate() {
@@ -284,6 +300,27 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// True when a byte of `bytes` is a control character, `"` or `\\`. Eight bytes at a time
+/// (the classic "has a byte less than n" / "has a zero byte" word tricks: exact as a yes/no),
+/// so a typical 20-byte field costs a few instructions rather than a table lookup a byte.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let below_space = v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0;
+        if below_space || has_zero(v ^ (ONES * u64::from(b'"'))) || has_zero(v ^ (ONES * u64::from(b'\\'))) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// A fresh request id: a random UUID v4, lower-case hex, 8-4-4-4-12.
 pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
@@ -294,6 +331,21 @@ mod tests {
     use super::*;
     use crate::model::{RecordRef, TaskRecord, TaskStatus, Timestamp};
     use crate::rpc::error::ErrorCode;
+
+    #[test]
+    fn escape_check_is_exact_at_every_position() {
+        for len in 1..24 {
+            for at in 0..len {
+                for b in 0u8..=0x7f {
+                    let mut text = vec![b'a'; len];
+                    text[at] = b;
+                    let want = b < 0x20 || b == b'"' || b == b'\\';
+                    assert_eq!(needs_escape(&text), want, "byte {b:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(!needs_escape("智能灯 ~ DEL\u{7f} é".as_bytes()));
+    }
 
     /// Lines of `expected.camel.jsonl` (spec/examples), by line number.
     const EXPECTED_CAMEL: [(usize, &str); 9] = [
