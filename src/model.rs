@@ -824,8 +824,12 @@ mod tests {
 
     #[test]
     fn timestamp_format_round_trips_over_all_years() {
-        let first = Timestamp::parse("0000-01-01T00:00:00Z").unwrap().as_millis();
-        let last = Timestamp::parse("9999-12-31T23:59:59.999Z").unwrap().as_millis();
+        let first = Timestamp::parse("0000-01-01T00:00:00Z")
+            .unwrap()
+            .as_millis();
+        let last = Timestamp::parse("9999-12-31T23:59:59.999Z")
+            .unwrap()
+            .as_millis();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..200_000 {
             x ^= x << 13;

@@ -172,9 +172,16 @@ impl Shard {
             return None;
         }
         let idx = self.devices.len() as u32;
-        let iot_ref = self.device_strs.alloc(iot)?;
-        let name = self.device_strs.alloc(device_name)?;
-        let product_key = self.dict.intern(product_key);
+        let product_key = self.dict.intern(product_key)?;
+        let Some(iot_ref) = self.device_strs.alloc(iot) else {
+            self.dict.release(product_key);
+            return None;
+        };
+        let Some(name) = self.device_strs.alloc(device_name) else {
+            self.device_strs.free(iot_ref);
+            self.dict.release(product_key);
+            return None;
+        };
         self.devices.push(Device {
             iot: iot_ref,
             name,
@@ -255,6 +262,14 @@ impl Shard {
         Timestamp::from_millis(self.row_modified[r.idx()])
     }
 
+    /// The largest of the shard's byte buffers (their offsets are 32-bit).
+    pub(crate) fn bytes_used(&self) -> usize {
+        self.keys
+            .len()
+            .max(self.device_strs.len())
+            .max(self.dict.bytes_len())
+    }
+
     pub(crate) fn live_rows(&self) -> usize {
         self.row_status.len() - self.free_rows.len()
     }
@@ -268,28 +283,40 @@ impl Shard {
             .map(|(i, _)| RowIdx(i as u32))
     }
 
-    /// Reserves room for `rows` more rows and `key_bytes` more task-id bytes (bulk loads size
-    /// the columns exactly, so no doubling slack is left behind).
-    pub(crate) fn reserve(&mut self, rows: usize, key_bytes: usize) {
-        let rows = rows.saturating_sub(self.free_rows.len());
+    /// Reserves room for what a batch adds (exactly, so no doubling slack is left behind).
+    pub(crate) fn reserve(&mut self, g: &crate::engine::Growth) {
+        let rows = g.rows.saturating_sub(self.free_rows.len());
         self.row_key.reserve_exact(rows);
         self.row_device.reserve_exact(rows);
         self.row_variant.reserve_exact(rows);
         self.row_status.reserve_exact(rows);
         self.row_created.reserve_exact(rows);
         self.row_modified.reserve_exact(rows);
-        self.keys.reserve(key_bytes);
+        self.keys.reserve(g.key_bytes);
+        self.devices.reserve_exact(g.devices);
+        self.device_strs.reserve(g.device_bytes);
+        let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
+        self.by_iot.reserve(g.devices, |&d| {
+            let dev = &devices[d as usize];
+            hasher.hash_one((dev.instance.0, strs.get(dev.iot)))
+        });
     }
 
     /// Inserts a new task of device `d`; `None` when the shard is full.
     pub(crate) fn insert_task(&mut self, d: DeviceIdx, rec: &RecordRef<'_>) -> Option<RowIdx> {
+        if self.free_rows.is_empty() && self.row_status.len() >= self.capacity as usize {
+            return None;
+        }
+        // Everything that can fail comes first, so that a failure leaves nothing behind.
+        let variant = self.intern_variant(rec)?;
+        let Some(key) = self.keys.alloc(rec.task_id) else {
+            self.release_variant(variant);
+            return None;
+        };
         let row = match self.free_rows.pop() {
             Some(r) => RowIdx(r),
             None => {
                 let r = self.row_status.len();
-                if r >= self.capacity as usize {
-                    return None;
-                }
                 self.row_key.push(SlabRef(0));
                 self.row_device.push(d);
                 self.row_variant.push(VariantId(0));
@@ -299,31 +326,32 @@ impl Shard {
                 RowIdx(r as u32)
             }
         };
-        let Some(key) = self.keys.alloc(rec.task_id) else {
-            self.free_rows.push(row.0);
-            return None;
-        };
         self.row_key[row.idx()] = key;
-        let variant = self.intern_variant(rec);
         self.write_row(row, d, variant, rec);
         self.link(row);
         Some(row)
     }
 
-    /// Replaces the task in `row` with `rec`, now belonging to device `d` (same task id).
-    pub(crate) fn replace_task(&mut self, row: RowIdx, d: DeviceIdx, rec: &RecordRef<'_>) {
-        self.unlink(row);
+    /// Replaces the task in `row` with `rec`, now belonging to device `d` (same task id);
+    /// `false`, with nothing changed, when the shard's string space is full.
+    pub(crate) fn replace_task(&mut self, row: RowIdx, d: DeviceIdx, rec: &RecordRef<'_>) -> bool {
         let old = self.row_variant[row.idx()];
         // Status changes keep the tuple: reuse the variant without touching the dictionary.
         let variant = if self.variant_matches(old, rec) {
             old
         } else {
-            let new = self.intern_variant(rec);
-            self.release_variant(old);
+            let Some(new) = self.intern_variant(rec) else {
+                return false;
+            };
             new
         };
+        self.unlink(row);
+        if variant != old {
+            self.release_variant(old);
+        }
         self.write_row(row, d, variant, rec);
         self.link(row);
+        true
     }
 
     /// Removes the task in `row`; its row and id bytes are reused by later inserts.
@@ -426,23 +454,44 @@ impl Shard {
             .copied()
     }
 
-    /// The variant of `rec`, taking one reference to it.
-    fn intern_variant(&mut self, rec: &RecordRef<'_>) -> VariantId {
+    /// The variant of `rec`, taking one reference to it; `None`, with nothing taken, when the
+    /// dictionary's bytes are full.
+    fn intern_variant(&mut self, rec: &RecordRef<'_>) -> Option<VariantId> {
         let text = Self::record_text(rec);
         if let Some(id) = self.find_variant_text(text) {
             self.variants[id as usize].refs += 1;
-            return VariantId(id);
+            return Some(VariantId(id));
         }
         let mut buf = [0u8; MODULE_MAX];
         let fold = fold_module(rec.module_name, &mut buf);
+        let mut taken: SmallVec<[Sym; 7]> = SmallVec::new();
+        for s in [
+            rec.job_id,
+            rec.firmware_id,
+            rec.product_name,
+            rec.module_name,
+            fold,
+            rec.src_version,
+            rec.dest_version,
+        ] {
+            match self.dict.intern(s) {
+                Some(sym) => taken.push(sym),
+                None => {
+                    for sym in taken {
+                        self.dict.release(sym);
+                    }
+                    return None;
+                }
+            }
+        }
         let v = Variant {
-            job: self.dict.intern(rec.job_id),
-            firmware: self.dict.intern(rec.firmware_id),
-            product_name: self.dict.intern(rec.product_name),
-            module: self.dict.intern(rec.module_name),
-            module_fold: self.dict.intern(fold),
-            src: self.dict.intern(rec.src_version),
-            dest: self.dict.intern(rec.dest_version),
+            job: taken[0],
+            firmware: taken[1],
+            product_name: taken[2],
+            module: taken[3],
+            module_fold: taken[4],
+            src: taken[5],
+            dest: taken[6],
         };
         let slot = VariantSlot {
             variant: v,
@@ -474,7 +523,7 @@ impl Shard {
                 ],
             )
         });
-        VariantId(id)
+        Some(VariantId(id))
     }
 
     fn release_variant(&mut self, id: VariantId) {
@@ -630,6 +679,29 @@ impl Shard {
         self.keys.shrink_to_fit();
         self.devices.shrink_to_fit();
         self.device_strs.shrink_to_fit();
+        self.dict.shrink_to_fit();
+        self.variants.shrink_to_fit();
+        self.variant_free.shrink_to_fit();
+        let (variants, dict, hasher) = (&self.variants, &self.dict, &self.hasher);
+        self.variant_table.shrink_to_fit(|&id| {
+            let v = &variants[id as usize].variant;
+            Self::text_hash(
+                hasher,
+                [
+                    dict.get(v.job),
+                    dict.get(v.firmware),
+                    dict.get(v.product_name),
+                    dict.get(v.module),
+                    dict.get(v.src),
+                    dict.get(v.dest),
+                ],
+            )
+        });
+        let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
+        self.by_iot.shrink_to_fit(|&d| {
+            let dev = &devices[d as usize];
+            hasher.hash_one((dev.instance.0, strs.get(dev.iot)))
+        });
     }
 
     /// Checks every invariant between the columns, the dictionaries and the indexes.

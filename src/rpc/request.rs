@@ -463,7 +463,11 @@ mod tests {
         }
     }
 
-    fn parse_with(query: &str, body: Option<&[u8]>, header: Option<&str>) -> Result<Owned, RpcError> {
+    fn parse_with(
+        query: &str,
+        body: Option<&[u8]>,
+        header: Option<&str>,
+    ) -> Result<Owned, RpcError> {
         parse_request(&Params::decode(query, body), header).map(|r| Owned::of(&r))
     }
 

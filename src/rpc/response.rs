@@ -311,7 +311,10 @@ fn needs_escape(bytes: &[u8]) -> bool {
     for c in &mut chunks {
         let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
         let below_space = v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0;
-        if below_space || has_zero(v ^ (ONES * u64::from(b'"'))) || has_zero(v ^ (ONES * u64::from(b'\\'))) {
+        if below_space
+            || has_zero(v ^ (ONES * u64::from(b'"')))
+            || has_zero(v ^ (ONES * u64::from(b'\\')))
+        {
             return true;
         }
     }
