@@ -178,74 +178,61 @@ pub(crate) fn table_bytes<T>(table: &HashTable<T>) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct SlabRef(pub(crate) u32);
 
-/// Strings packed into one buffer as `[len][bytes]` (a length of 255 bytes or more is written
-/// `[255][len as u16 LE]`), with a free list per length so that a removed task's id is reused
-/// by the next id of the same length (task ids of one platform have near-constant length, so
-/// reuse is near-perfect and the buffer stays bounded under endless churn).
+/// Strings packed into one `String` as `[len][text]`, the length written as one `char` (one
+/// byte below 128), with a free list per length so that a removed task's id is reused by the
+/// next id of the same length (task ids of one platform have near-constant length, so reuse
+/// is near-perfect and the buffer stays bounded under endless churn).
 ///
-/// Chosen over `Box<str>` per string: a 19-byte task id costs 20 bytes here against 16 for the
-/// box plus a 32-byte allocation.
+/// Keeping the buffer a `String` makes every read a bounds-checked slice with no UTF-8
+/// validation (reads happen for every field of every answer; validating them cost more than
+/// the rest of serialization). Chosen over `Box<str>` per string: a 19-byte task id costs
+/// 20 bytes here against 16 for the box plus a 32-byte allocation.
 #[derive(Default)]
 pub(crate) struct ByteSlab {
-    bytes: Vec<u8>,
+    text: String,
     /// `free[len]`: offsets of freed entries with that length.
     free: Vec<Vec<u32>>,
 }
 
-/// Longest string a slab stores (the longest field is 64 characters of up to 4 bytes).
-const SLAB_MAX: usize = u16::MAX as usize;
+/// Longest string a slab stores: lengths are written as a `char`, which excludes the
+/// surrogate range (the longest field is 64 characters of up to 4 bytes).
+const SLAB_MAX: usize = 0xD7FF;
 
 impl ByteSlab {
-    fn header(len: usize) -> usize {
-        if len < 255 {
-            1
-        } else {
-            3
-        }
-    }
-
-    /// Stores `text`; `None` when it is longer than 65,535 bytes or the buffer would pass
+    /// Stores `text`; `None` when it is longer than [`SLAB_MAX`] bytes or the buffer would pass
     /// 4 GiB.
     pub(crate) fn alloc(&mut self, text: &str) -> Option<SlabRef> {
         let len = text.len();
-        if len > SLAB_MAX {
-            return None;
-        }
-        let header = Self::header(len);
+        let header = char::from_u32(u32::try_from(len).ok()?).filter(|_| len <= SLAB_MAX)?;
         if let Some(off) = self.free.get_mut(len).and_then(Vec::pop) {
-            let start = off as usize + header;
-            self.bytes[start..start + len].copy_from_slice(text.as_bytes());
+            let start = off as usize + header.len_utf8();
+            self.text.replace_range(start..start + len, text);
             return Some(SlabRef(off));
         }
-        let off = u32::try_from(self.bytes.len()).ok()?;
-        if self.bytes.len() + header + len > u32::MAX as usize {
+        let off = u32::try_from(self.text.len()).ok()?;
+        if self.text.len() + header.len_utf8() + len > u32::MAX as usize {
             return None;
         }
-        if header == 1 {
-            self.bytes.push(len as u8);
-        } else {
-            self.bytes.push(255);
-            self.bytes.extend_from_slice(&(len as u16).to_le_bytes());
-        }
-        self.bytes.extend_from_slice(text.as_bytes());
+        self.text.push(header);
+        self.text.push_str(text);
         Some(SlabRef(off))
     }
 
     fn span(&self, r: SlabRef) -> (usize, usize) {
         let start = r.0 as usize;
-        match self.bytes[start] {
-            255 => (
-                start + 3,
-                u16::from_le_bytes([self.bytes[start + 1], self.bytes[start + 2]]) as usize,
-            ),
-            len => (start + 1, len as usize),
+        match self.text.as_bytes().get(start) {
+            Some(&b) if b < 0x80 => (start + 1, b as usize),
+            _ => match self.text.get(start..).and_then(|t| t.chars().next()) {
+                Some(c) => (start + c.len_utf8(), c as usize),
+                None => (start, 0),
+            },
         }
     }
 
     pub(crate) fn get(&self, r: SlabRef) -> &str {
         let (start, len) = self.span(r);
-        // Only whole `&str`s are written at entry boundaries, so this never fails.
-        std::str::from_utf8(&self.bytes[start..start + len]).unwrap_or("")
+        // Entries are written whole at char boundaries, so the slice always exists.
+        self.text.get(start..start + len).unwrap_or("")
     }
 
     pub(crate) fn free(&mut self, r: SlabRef) {
@@ -258,19 +245,19 @@ impl ByteSlab {
 
     /// Bytes in the buffer, freed entries included.
     pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
+        self.text.len()
     }
 
     pub(crate) fn reserve(&mut self, bytes: usize) {
-        self.bytes.reserve_exact(bytes);
+        self.text.reserve_exact(bytes);
     }
 
     pub(crate) fn shrink_to_fit(&mut self) {
-        self.bytes.shrink_to_fit();
+        self.text.shrink_to_fit();
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.bytes.capacity()
+        self.text.capacity()
             + self.free.capacity() * std::mem::size_of::<Vec<u32>>()
             + self.free.iter().map(|f| f.capacity() * 4).sum::<usize>()
     }
@@ -311,18 +298,21 @@ mod tests {
         let b = s.alloc("t2").unwrap();
         assert_eq!(s.get(a), "task-0001");
         assert_eq!(s.get(b), "t2");
-        let size = s.bytes.len();
+        let size = s.text.len();
         s.free(a);
         let c = s.alloc("task-0002").unwrap();
         assert_eq!(c, a);
         assert_eq!(s.get(c), "task-0002");
-        assert_eq!(s.bytes.len(), size, "no growth on reuse");
-        let long = "é".repeat(128); // 256 bytes: a three-byte header
+        assert_eq!(s.text.len(), size, "no growth on reuse");
+        let long = "é".repeat(128); // 256 bytes: a two-byte header
         let r = s.alloc(&long).unwrap();
         assert_eq!(s.get(r), long);
         s.free(r);
         assert_eq!(s.alloc(&"ü".repeat(128)), Some(r));
-        assert!(s.alloc(&"x".repeat(70_000)).is_none());
+        assert!(s.alloc(&"x".repeat(0xD800)).is_none());
+        let big = "y".repeat(0xD7FF);
+        let r = s.alloc(&big).unwrap();
+        assert_eq!(s.get(r), big);
         let empty = s.alloc("").unwrap();
         assert_eq!(s.get(empty), "");
     }
