@@ -741,14 +741,7 @@ impl Engine {
     /// Refuses a record that would bind a device to a second identity (contract section 1),
     /// against the store's bindings; `Ok(true)` when the store already binds the device.
     fn check_identity(&self, rec: &RecordRef<'_>) -> Result<bool, WriteError> {
-        let instance = self
-            .inner
-            .instances
-            .read()
-            .by_name
-            .get(rec.iot_instance_id)
-            .copied();
-        let Some(inst) = instance else {
+        let Some(inst) = self.known_instance(rec.iot_instance_id) else {
             return Ok(false);
         };
         let guard = self.inner.shards[self.shard_index(rec.iot_id)].0.read();
@@ -837,7 +830,7 @@ impl Engine {
 
     /// The stored `utcModified` of a task, if the store holds it.
     fn stored_modified(&self, dir: &Directory, instance: &str, task_id: &str) -> Option<Timestamp> {
-        let inst = self.inner.instances.read().by_name.get(instance).copied()?;
+        let inst = self.known_instance(instance)?;
         let loc = self.find_task(dir, inst, task_id)?;
         let (shard, row) = self.unloc(loc);
         Some(self.inner.shards[shard].0.read().row_modified(RowIdx(row)))
@@ -864,8 +857,16 @@ impl Engine {
         Ok(())
     }
 
+    /// The id of a known instance; the default one without taking the registry's lock.
+    fn known_instance(&self, name: &str) -> Option<InstanceId> {
+        if name.is_empty() {
+            return Some(InstanceId(0));
+        }
+        self.inner.instances.read().by_name.get(name).copied()
+    }
+
     fn instance_for_write(&self, name: &str) -> InstanceId {
-        if let Some(&id) = self.inner.instances.read().by_name.get(name) {
+        if let Some(id) = self.known_instance(name) {
             return id;
         }
         let mut instances = self.inner.instances.write();

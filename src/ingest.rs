@@ -235,7 +235,7 @@ fn stage_tape(
     let Some(&Node::Object { len, .. }) = nodes.first() else {
         return Err(LoadErrorKind::NotAnObject);
     };
-    let mut strings: [Option<&str>; 14] = [None; 14];
+    let mut strings: [Option<&str>; Field::ALL.len()] = [None; Field::ALL.len()];
     let mut i = 1;
     for _ in 0..len {
         let key = match nodes.get(i) {
@@ -300,8 +300,10 @@ fn stage_tape(
     })
 }
 
+/// A field's slot in a record's value table: its declaration index (`Field` is a fieldless
+/// enum of 14 variants).
 fn field_slot(field: Field) -> usize {
-    Field::ALL.iter().position(|&f| f == field).unwrap_or(0)
+    field as usize
 }
 
 impl Engine {
