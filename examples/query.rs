@@ -54,6 +54,26 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     })
 }
 
+/// A request line as text. A line that is not UTF-8 is still a request: its non-ASCII bytes
+/// are percent-encoded, which decodes back to the same bytes, so the answer is the
+/// `InvalidParameter` of contract section 3 rule 7 naming the parameter, not a dead program.
+fn request_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => std::borrow::Cow::Owned(
+            raw.iter()
+                .map(|&b| {
+                    if b.is_ascii() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect(),
+        ),
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
@@ -71,17 +91,21 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let service = Service::new(engine).with_case(args.case);
-    let stdin = std::io::stdin();
+    let mut stdin = std::io::stdin().lock();
     let mut stdout = BufWriter::new(std::io::stdout().lock());
     let mut out = Vec::with_capacity(4096);
-    for line in stdin.lock().lines() {
-        let line = match line {
-            Ok(l) => l,
+    let mut raw = Vec::with_capacity(4096);
+    loop {
+        raw.clear();
+        match stdin.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => {
                 eprintln!("query: cannot read standard input: {e}");
                 return ExitCode::from(1);
             }
-        };
+        }
+        let line = request_text(&raw);
         if line.trim().is_empty() {
             continue;
         }

@@ -334,7 +334,7 @@ impl Engine {
         let Some((guard, device)) = self.locate(instance, query.device) else {
             return Ok(answer);
         };
-        let module = match query.module {
+        let module = match query.module.filter(|m| !m.is_empty()) {
             None => None,
             Some(m) => match guard.module_key(m) {
                 Some(key) => Some(key),
@@ -354,7 +354,7 @@ impl Engine {
             return Ok(0);
         };
         let statuses = query.effective_statuses();
-        let module = match query.module {
+        let module = match query.module.filter(|m| !m.is_empty()) {
             None => None,
             Some(m) => match guard.module_key(m) {
                 Some(key) => Some(key),

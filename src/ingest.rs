@@ -185,7 +185,12 @@ impl Stager {
                 kind: LoadErrorKind::InputTooLarge { bytes: input.len() },
             });
         }
-        let mut start = 0;
+        // A UTF-8 byte-order mark before the first line is not part of it.
+        let mut start = if input.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
         let mut number = 0;
         while start <= input.len() {
             let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);

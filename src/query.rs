@@ -30,7 +30,8 @@ pub enum DeviceRef<'a> {
 pub struct Query<'a> {
     /// The device.
     pub device: DeviceRef<'a>,
-    /// Only this module's tasks, matched ignoring ASCII case; `None`: every module.
+    /// Only this module's tasks, matched ignoring ASCII case; `None` (or empty, as on the
+    /// wire): every module.
     pub module: Option<&'a str>,
     /// Only these statuses; empty means all four unfinished statuses.
     pub statuses: StatusSet,
@@ -115,7 +116,7 @@ impl<'a> Query<'a> {
                 check(Field::DeviceName, device_name)?;
             }
         }
-        if let Some(module) = self.module {
+        if let Some(module) = self.module.filter(|m| !m.is_empty()) {
             check(Field::ModuleName, module)?;
         }
         if let Some(finished) = self.statuses.iter().find(|s| !s.is_unfinished()) {

@@ -334,3 +334,15 @@ fn data_file_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn a_byte_order_mark_before_the_first_line_is_skipped() {
+    let engine = Engine::new();
+    let input = format!("\u{feff}{GOOD}\n");
+    assert_eq!(engine.load_jsonl(input.as_bytes()).unwrap().records, 1);
+    // Anywhere else it is part of a line, and not JSON.
+    let err = engine
+        .load_jsonl(format!("{GOOD}\n\u{feff}{GOOD}").as_bytes())
+        .unwrap_err();
+    assert_eq!(err.line, 2);
+}

@@ -501,3 +501,29 @@ fn pascal_case_error_envelopes() {
         "{text}"
     );
 }
+
+#[test]
+fn typed_api_agrees_with_the_wire_on_empty_values() {
+    let engine = Engine::new();
+    engine
+        .load_jsonl(include_bytes!("data/contract/tasks.jsonl"))
+        .unwrap();
+    let typed = |q: ota_index::Query<'_>| -> Vec<String> {
+        engine
+            .unfinished(&q)
+            .unwrap()
+            .iter()
+            .map(|t| t.task_id().to_owned())
+            .collect()
+    };
+    let all = typed(ota_index::Query::by_iot_id(LIGHT));
+    assert_eq!(typed(ota_index::Query::by_iot_id(LIGHT).module("")), all);
+    assert_eq!(typed(ota_index::Query::by_iot_id(LIGHT).instance("")), all);
+    let (_, wire) = get(&service(), &format!("{A}&IotId={LIGHT}&ModuleName="));
+    assert_eq!(task_ids(&wire), all);
+    // A bad module is refused by both, naming the field.
+    let err = engine
+        .unfinished(&ota_index::Query::by_iot_id(LIGHT).module("a:b"))
+        .unwrap_err();
+    assert_eq!(err.field(), Some(ota_index::Field::ModuleName));
+}

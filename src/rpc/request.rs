@@ -170,12 +170,17 @@ fn check_action(params: &Params<'_>, header: Option<&str>) -> Result<(), RpcErro
         )
     };
     let mut given = false;
+    let mut undecodable = false;
     let mut check = |param: &Param<'_>| -> Result<(), RpcError> {
         if !param.is_named("Action") {
             return Ok(());
         }
         match param.value_str() {
-            Some("") | None => Ok(()),
+            None => {
+                undecodable = true;
+                Ok(())
+            }
+            Some("") => Ok(()),
             Some(ACTION) => {
                 given = true;
                 Ok(())
@@ -198,6 +203,9 @@ fn check_action(params: &Params<'_>, header: Option<&str>) -> Result<(), RpcErro
             "header {ACTION_HEADER} is `{}`",
             echo(other)
         ))),
+        _ if undecodable => Err(not_found(
+            "parameter Action is not valid form encoding".to_owned(),
+        )),
         _ => Err(not_found("parameter Action is missing".to_owned())),
     }
 }

@@ -64,22 +64,31 @@ impl<'a> HttpRequest<'a> {
     }
 }
 
-/// The part of a request line that holds parameters: a query string as is, without a leading
-/// `?`, or the part of a whole URL after its `?` (a fragment dropped).
+/// The part of a request line that holds parameters: a query string as is (a `?` or `#`
+/// inside it is data), without a leading `?`; or, for a whole URL (`scheme://…` or a path
+/// starting with `/`), the part after its first `?`, its fragment dropped.
 ///
 /// ```
 /// use ota_index::rpc::query_part;
 /// assert_eq!(query_part("?Action=X&IotId=1"), "Action=X&IotId=1");
-/// assert_eq!(query_part("http://127.0.0.1:8686/?Action=X"), "Action=X");
-/// assert_eq!(query_part("Action=X"), "Action=X");
+/// assert_eq!(query_part("http://127.0.0.1:8686/?Action=X#top"), "Action=X");
+/// assert_eq!(query_part("/?Action=X"), "Action=X");
+/// assert_eq!(query_part("Action=X&IotId=a?b#c"), "Action=X&IotId=a?b#c");
 /// ```
 pub fn query_part(line: &str) -> &str {
     let line = line.trim();
-    let line = match line.split_once('?') {
-        Some((_, rest)) => rest,
-        None => line,
-    };
-    line.split_once('#').map_or(line, |(q, _)| q)
+    if let Some(rest) = line.strip_prefix('?') {
+        return rest;
+    }
+    let is_url = line.starts_with('/')
+        || line.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphabetic())
+        });
+    if !is_url {
+        return line;
+    }
+    let query = line.split_once('?').map_or("", |(_, q)| q);
+    query.split_once('#').map_or(query, |(q, _)| q)
 }
 
 /// The RPC endpoint: an engine, the key style of the answers, and optionally the signature
