@@ -57,10 +57,10 @@
 //!
 //! ## Design
 //!
-//! - **Columnar, interned.** A task is a row of six columns (29 bytes) in one of the engine's
-//!   shards; each repeated string is stored once per shard, and the six strings a task shares
-//!   with its job (job, firmware, product name, module, versions) cost one `u32`. Device-level
-//!   fields live with the device. Freed rows and ids are reused.
+//! - **Interned, packed rows.** A task is a 28-byte row of small typed ids and timestamps in
+//!   one of the engine's shards; each repeated string is stored once per shard, and the six
+//!   strings a task shares with its job (job, firmware, product name, module, versions) cost
+//!   one id. Device-level fields live with the device. Freed rows and ids are reused.
 //! - **Indexes.** Per device (by `iotId`, and by product key and device name), a posting list
 //!   of its unfinished rows kept in answer order; per status, module and job, roaring bitmaps
 //!   ([`Engine::count_tasks`]). A device query walks the posting list; the bitmaps serve

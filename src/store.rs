@@ -2,15 +2,20 @@
 //! their devices, dictionaries and indexes. A shard knows nothing of locks; the
 //! [`Engine`](crate::Engine) wraps each in its own `RwLock`.
 //!
-//! Layout of a task (one row), 29 bytes in six columns plus its id in the key slab:
+//! Layout of a task: one packed 28-byte [`Row`] plus its id in the key slab. The variable
+//! parts live in dictionaries (one copy per shard) and the row holds small typed ids:
 //!
-//! | column | type | note |
+//! | field | type | note |
 //! |---|---|---|
 //! | `key` | [`SlabRef`] | the task id's bytes in `keys` |
 //! | `device` | [`DeviceIdx`] | device-level fields (iotId, productKey, deviceName) live there |
-//! | `variant` | [`VariantId`] | the tuple (job, firmware, product name, module, src, dest), interned |
-//! | `status` | `u8` | [`TaskStatus`] as a byte, [`FREE_ROW`] when the row is free |
+//! | variant (24 bits) | [`VariantId`] | the tuple (job, firmware, product name, module, src, dest), interned |
+//! | status (8 bits) | `u8` | [`TaskStatus`] as a byte, [`FREE_ROW`] when the row is free |
 //! | `created`, `modified` | `i64` | epoch milliseconds |
+//!
+//! Rows were six column arrays at first; a point query reads every field of the tasks it
+//! returns, so one packed row array (one cache line a task instead of six) answers faster and
+//! is a byte smaller. The fleet-wide sets are the bitmaps of [`crate::index`].
 //!
 //! The tasks of one job share their firmware, module, product name and target version, and
 //! mostly a handful of source versions, so the six strings of a task cost one `u32` per row.
@@ -81,6 +86,56 @@ struct VariantSlot {
     refs: u32,
 }
 
+/// One task's fixed-size fields, packed to 28 bytes at 4-byte alignment. Point queries read
+/// every field of a returned task: one row array instead of six column arrays turns six
+/// cache misses a task into one (measured with `benches/query.rs`, see BENCHMARKS.md).
+#[repr(C, packed(4))]
+#[derive(Clone, Copy)]
+struct Row {
+    /// The task id's bytes in the key slab.
+    key: SlabRef,
+    device: DeviceIdx,
+    /// The variant id in the low 24 bits, the [`TaskStatus`] byte (or [`FREE_ROW`]) above.
+    variant_status: u32,
+    /// `utcCreate`, epoch milliseconds.
+    created: i64,
+    /// `utcModified`, epoch milliseconds.
+    modified: i64,
+}
+
+/// Variants a shard may hold (the low 24 bits of [`Row::variant_status`]).
+const MAX_VARIANTS: usize = 1 << 24;
+
+impl Row {
+    const FREE: Row = Row {
+        key: SlabRef(0),
+        device: DeviceIdx(0),
+        variant_status: (FREE_ROW as u32) << 24,
+        created: 0,
+        modified: 0,
+    };
+
+    fn variant(&self) -> VariantId {
+        VariantId(self.variant_status & 0x00FF_FFFF)
+    }
+
+    fn status(&self) -> u8 {
+        (self.variant_status >> 24) as u8
+    }
+
+    fn set_variant_status(&mut self, variant: VariantId, status: u8) {
+        self.variant_status = variant.0 & 0x00FF_FFFF | u32::from(status) << 24;
+    }
+
+    fn created(&self) -> i64 {
+        self.created
+    }
+
+    fn modified(&self) -> i64 {
+        self.modified
+    }
+}
+
 /// A device: its identity and its unfinished tasks.
 pub(crate) struct Device {
     pub(crate) iot: SlabRef,
@@ -102,13 +157,8 @@ pub(crate) struct Shard {
     variant_table: HashTable<u32>,
     /// Task id bytes.
     keys: ByteSlab,
-    row_key: Vec<SlabRef>,
-    row_device: Vec<DeviceIdx>,
-    row_variant: Vec<VariantId>,
-    /// A [`TaskStatus`] byte, or [`FREE_ROW`].
-    row_status: Vec<u8>,
-    row_created: Vec<i64>,
-    row_modified: Vec<i64>,
+    /// The rows, packed (see [`Row`]).
+    rows: Vec<Row>,
     free_rows: Vec<u32>,
     pub(crate) devices: Vec<Device>,
     /// iotId and deviceName bytes of the devices (never freed: devices are permanent).
@@ -129,12 +179,7 @@ impl Shard {
             variant_free: Vec::new(),
             variant_table: HashTable::new(),
             keys: ByteSlab::default(),
-            row_key: Vec::new(),
-            row_device: Vec::new(),
-            row_variant: Vec::new(),
-            row_status: Vec::new(),
-            row_created: Vec::new(),
-            row_modified: Vec::new(),
+            rows: Vec::new(),
             free_rows: Vec::new(),
             devices: Vec::new(),
             device_strs: ByteSlab::default(),
@@ -231,35 +276,37 @@ impl Shard {
     // ---- rows ----------------------------------------------------------------------------
 
     pub(crate) fn row_is_live(&self, r: RowIdx) -> bool {
-        self.row_status.get(r.idx()).is_some_and(|&s| s != FREE_ROW)
+        self.rows
+            .get(r.idx())
+            .is_some_and(|row| row.status() != FREE_ROW)
     }
 
     pub(crate) fn row_key(&self, r: RowIdx) -> &str {
-        self.keys.get(self.row_key[r.idx()])
+        self.keys.get(self.rows[r.idx()].key)
     }
 
     pub(crate) fn row_device(&self, r: RowIdx) -> DeviceIdx {
-        self.row_device[r.idx()]
+        self.rows[r.idx()].device
     }
 
     pub(crate) fn row_instance(&self, r: RowIdx) -> InstanceId {
-        self.devices[self.row_device[r.idx()].idx()].instance
+        self.devices[self.rows[r.idx()].device.idx()].instance
     }
 
     pub(crate) fn row_variant(&self, r: RowIdx) -> &Variant {
-        &self.variants[self.row_variant[r.idx()].idx()].variant
+        &self.variants[self.rows[r.idx()].variant().idx()].variant
     }
 
     pub(crate) fn row_status(&self, r: RowIdx) -> TaskStatus {
-        TaskStatus::from_u8(self.row_status[r.idx()]).unwrap_or(TaskStatus::Canceled)
+        TaskStatus::from_u8(self.rows[r.idx()].status()).unwrap_or(TaskStatus::Canceled)
     }
 
     pub(crate) fn row_created(&self, r: RowIdx) -> Timestamp {
-        Timestamp::from_millis(self.row_created[r.idx()])
+        Timestamp::from_millis(self.rows[r.idx()].created())
     }
 
     pub(crate) fn row_modified(&self, r: RowIdx) -> Timestamp {
-        Timestamp::from_millis(self.row_modified[r.idx()])
+        Timestamp::from_millis(self.rows[r.idx()].modified())
     }
 
     /// The largest of the shard's byte buffers (their offsets are 32-bit).
@@ -271,27 +318,22 @@ impl Shard {
     }
 
     pub(crate) fn live_rows(&self) -> usize {
-        self.row_status.len() - self.free_rows.len()
+        self.rows.len() - self.free_rows.len()
     }
 
     /// Every live row.
     pub(crate) fn rows(&self) -> impl Iterator<Item = RowIdx> + '_ {
-        self.row_status
+        self.rows
             .iter()
             .enumerate()
-            .filter(|(_, &s)| s != FREE_ROW)
+            .filter(|(_, row)| row.status() != FREE_ROW)
             .map(|(i, _)| RowIdx(i as u32))
     }
 
     /// Reserves room for what a batch adds (exactly, so no doubling slack is left behind).
     pub(crate) fn reserve(&mut self, g: &crate::engine::Growth) {
         let rows = g.rows.saturating_sub(self.free_rows.len());
-        self.row_key.reserve_exact(rows);
-        self.row_device.reserve_exact(rows);
-        self.row_variant.reserve_exact(rows);
-        self.row_status.reserve_exact(rows);
-        self.row_created.reserve_exact(rows);
-        self.row_modified.reserve_exact(rows);
+        self.rows.reserve_exact(rows);
         self.keys.reserve(g.key_bytes);
         self.devices.reserve_exact(g.devices);
         self.device_strs.reserve(g.device_bytes);
@@ -304,7 +346,7 @@ impl Shard {
 
     /// Inserts a new task of device `d`; `None` when the shard is full.
     pub(crate) fn insert_task(&mut self, d: DeviceIdx, rec: &RecordRef<'_>) -> Option<RowIdx> {
-        if self.free_rows.is_empty() && self.row_status.len() >= self.capacity as usize {
+        if self.free_rows.is_empty() && self.rows.len() >= self.capacity as usize {
             return None;
         }
         // Everything that can fail comes first, so that a failure leaves nothing behind.
@@ -316,17 +358,12 @@ impl Shard {
         let row = match self.free_rows.pop() {
             Some(r) => RowIdx(r),
             None => {
-                let r = self.row_status.len();
-                self.row_key.push(SlabRef(0));
-                self.row_device.push(d);
-                self.row_variant.push(VariantId(0));
-                self.row_status.push(FREE_ROW);
-                self.row_created.push(0);
-                self.row_modified.push(0);
+                let r = self.rows.len();
+                self.rows.push(Row::FREE);
                 RowIdx(r as u32)
             }
         };
-        self.row_key[row.idx()] = key;
+        self.rows[row.idx()].key = key;
         self.write_row(row, d, variant, rec);
         self.link(row);
         Some(row)
@@ -335,7 +372,7 @@ impl Shard {
     /// Replaces the task in `row` with `rec`, now belonging to device `d` (same task id);
     /// `false`, with nothing changed, when the shard's string space is full.
     pub(crate) fn replace_task(&mut self, row: RowIdx, d: DeviceIdx, rec: &RecordRef<'_>) -> bool {
-        let old = self.row_variant[row.idx()];
+        let old = self.rows[row.idx()].variant();
         // Status changes keep the tuple: reuse the variant without touching the dictionary.
         let variant = if self.variant_matches(old, rec) {
             old
@@ -357,38 +394,38 @@ impl Shard {
     /// Removes the task in `row`; its row and id bytes are reused by later inserts.
     pub(crate) fn remove_task(&mut self, row: RowIdx) {
         self.unlink(row);
-        self.release_variant(self.row_variant[row.idx()]);
-        self.keys.free(self.row_key[row.idx()]);
-        self.row_status[row.idx()] = FREE_ROW;
+        self.release_variant(self.rows[row.idx()].variant());
+        self.keys.free(self.rows[row.idx()].key);
+        self.rows[row.idx()].set_variant_status(VariantId(0), FREE_ROW);
         self.free_rows.push(row.0);
     }
 
     fn write_row(&mut self, row: RowIdx, d: DeviceIdx, variant: VariantId, rec: &RecordRef<'_>) {
         let i = row.idx();
-        self.row_device[i] = d;
-        self.row_variant[i] = variant;
-        self.row_status[i] = rec.status as u8;
-        self.row_created[i] = rec.utc_create.as_millis();
-        self.row_modified[i] = rec.utc_modified.as_millis();
+        let row = &mut self.rows[i];
+        row.device = d;
+        row.set_variant_status(variant, rec.status as u8);
+        row.created = rec.utc_create.as_millis();
+        row.modified = rec.utc_modified.as_millis();
     }
 
     /// Adds a written row to its device's posting list (when unfinished) and to the bitmaps.
     fn link(&mut self, row: RowIdx) {
         let status = self.row_status(row);
-        let d = self.row_device[row.idx()];
+        let d = self.rows[row.idx()].device;
         if status.is_unfinished() {
             let pos = self.posting_position(d, row);
             self.devices[d.idx()].unfinished.insert(pos, row);
         }
         let instance = self.devices[d.idx()].instance;
-        let v = self.variants[self.row_variant[row.idx()].idx()].variant;
+        let v = self.variants[self.rows[row.idx()].variant().idx()].variant;
         self.bitmaps
             .insert(instance, status, v.module_fold, v.job, row.0);
     }
 
     fn unlink(&mut self, row: RowIdx) {
         let status = self.row_status(row);
-        let d = self.row_device[row.idx()];
+        let d = self.rows[row.idx()].device;
         if status.is_unfinished() {
             let list = &mut self.devices[d.idx()].unfinished;
             if let Some(pos) = list.iter().position(|&r| r == row) {
@@ -396,17 +433,17 @@ impl Shard {
             }
         }
         let instance = self.devices[d.idx()].instance;
-        let v = self.variants[self.row_variant[row.idx()].idx()].variant;
+        let v = self.variants[self.rows[row.idx()].variant().idx()].variant;
         self.bitmaps
             .remove(instance, status, v.module_fold, v.job, row.0);
     }
 
     /// Where `row` goes in device `d`'s posting list, ordered by (created, task id).
     fn posting_position(&self, d: DeviceIdx, row: RowIdx) -> usize {
-        let key = (self.row_created[row.idx()], self.row_key(row));
+        let key = (self.rows[row.idx()].created(), self.row_key(row));
         self.devices[d.idx()]
             .unfinished
-            .partition_point(|&r| (self.row_created[r.idx()], self.row_key(r)) < key)
+            .partition_point(|&r| (self.rows[r.idx()].created(), self.row_key(r)) < key)
     }
 
     // ---- variants ------------------------------------------------------------------------
@@ -461,6 +498,9 @@ impl Shard {
         if let Some(id) = self.find_variant_text(text) {
             self.variants[id as usize].refs += 1;
             return Some(VariantId(id));
+        }
+        if self.variant_free.is_empty() && self.variants.len() >= MAX_VARIANTS {
+            return None;
         }
         let mut buf = [0u8; MODULE_MAX];
         let fold = fold_module(rec.module_name, &mut buf);
@@ -616,7 +656,11 @@ impl Shard {
                 continue;
             }
             if let Some(m) = module {
-                if self.variants[self.row_variant[i].idx()].variant.module_fold != m {
+                if self.variants[self.rows[i].variant().idx()]
+                    .variant
+                    .module_fold
+                    != m
+                {
                     continue;
                 }
             }
@@ -633,7 +677,7 @@ impl Shard {
     ) {
         let start = out.len();
         for r in bitmap.iter().map(RowIdx) {
-            if self.row_device[r.idx()] == d {
+            if self.rows[r.idx()].device == d {
                 let status = self.row_status(r);
                 if status.is_unfinished() && statuses.contains(status) {
                     out.push(r);
@@ -641,16 +685,15 @@ impl Shard {
             }
         }
         out[start..].sort_unstable_by(|&a, &b| {
-            (self.row_created[a.idx()], self.row_key(a))
-                .cmp(&(self.row_created[b.idx()], self.row_key(b)))
+            (self.rows[a.idx()].created(), self.row_key(a))
+                .cmp(&(self.rows[b.idx()].created(), self.row_key(b)))
         });
     }
 
     // ---- accounting and checks -----------------------------------------------------------
 
     pub(crate) fn memory(&self, m: &mut crate::engine::MemoryUsage) {
-        let rows = self.row_status.capacity();
-        m.rows += rows * (4 + 4 + 4 + 1 + 8 + 8) + self.free_rows.capacity() * 4;
+        m.rows += self.rows.capacity() * std::mem::size_of::<Row>() + self.free_rows.capacity() * 4;
         m.task_ids += self.keys.heap_bytes();
         m.strings += self.dict.heap_bytes()
             + self.variants.capacity() * std::mem::size_of::<VariantSlot>()
@@ -670,12 +713,7 @@ impl Shard {
 
     /// Compacts growth slack (after a bulk load).
     pub(crate) fn shrink_to_fit(&mut self) {
-        self.row_key.shrink_to_fit();
-        self.row_device.shrink_to_fit();
-        self.row_variant.shrink_to_fit();
-        self.row_status.shrink_to_fit();
-        self.row_created.shrink_to_fit();
-        self.row_modified.shrink_to_fit();
+        self.rows.shrink_to_fit();
         self.keys.shrink_to_fit();
         self.devices.shrink_to_fit();
         self.device_strs.shrink_to_fit();
@@ -707,18 +745,7 @@ impl Shard {
     /// Checks every invariant between the columns, the dictionaries and the indexes.
     pub(crate) fn validate(&self) -> Result<(), String> {
         self.dict.validate()?;
-        let n = self.row_status.len();
-        for col in [
-            self.row_key.len(),
-            self.row_device.len(),
-            self.row_variant.len(),
-            self.row_created.len(),
-            self.row_modified.len(),
-        ] {
-            if col != n {
-                return Err(format!("column lengths differ: {col} vs {n}"));
-            }
-        }
+        let n = self.rows.len();
         let mut free: Vec<u32> = self.free_rows.clone();
         free.sort_unstable();
         free.dedup();
@@ -726,7 +753,7 @@ impl Shard {
             return Err("a row is on the free list twice".into());
         }
         for r in 0..n as u32 {
-            let is_free = self.row_status[r as usize] == FREE_ROW;
+            let is_free = self.rows[r as usize].status() == FREE_ROW;
             if is_free != free.binary_search(&r).is_ok() {
                 return Err(format!("row {r}: free marker and free list disagree"));
             }
@@ -734,11 +761,11 @@ impl Shard {
         let free_keys = self.keys.free_offsets();
         if let Some(r) = self
             .rows()
-            .find(|r| free_keys.contains(&self.row_key[r.idx()].0))
+            .find(|r| free_keys.contains(&self.rows[r.idx()].key.0))
         {
             return Err(format!("row {r:?} holds a freed task id entry"));
         }
-        let mut keys: Vec<u32> = self.rows().map(|r| self.row_key[r.idx()].0).collect();
+        let mut keys: Vec<u32> = self.rows().map(|r| self.rows[r.idx()].key.0).collect();
         keys.sort_unstable();
         if keys.windows(2).any(|w| w[0] == w[1]) {
             return Err("two rows share one task id entry".into());
@@ -746,7 +773,7 @@ impl Shard {
         // Variant reference counts and string reference counts, recomputed.
         let mut variant_refs = vec![0u32; self.variants.len()];
         for r in self.rows() {
-            variant_refs[self.row_variant[r.idx()].idx()] += 1;
+            variant_refs[self.rows[r.idx()].variant().idx()] += 1;
         }
         let free_variants: std::collections::HashSet<u32> =
             self.variant_free.iter().copied().collect();
@@ -812,15 +839,15 @@ impl Shard {
                 return Err(format!("device {i} does not look up by iotId"));
             }
             for w in dev.unfinished.windows(2) {
-                let a = (self.row_created[w[0].idx()], self.row_key(w[0]));
-                let b = (self.row_created[w[1].idx()], self.row_key(w[1]));
+                let a = (self.rows[w[0].idx()].created(), self.row_key(w[0]));
+                let b = (self.rows[w[1].idx()].created(), self.row_key(w[1]));
                 if a >= b {
                     return Err(format!("device {i}: posting list out of order"));
                 }
             }
             for &r in &dev.unfinished {
                 if !self.row_is_live(r)
-                    || self.row_device[r.idx()] != d
+                    || self.rows[r.idx()].device != d
                     || !self.row_status(r).is_unfinished()
                 {
                     return Err(format!("device {i}: posting list holds a wrong row {r:?}"));
