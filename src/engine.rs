@@ -604,6 +604,9 @@ impl Engine {
     pub fn upsert_ref(&self, record: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
         record.validate()?;
         let mut dir = self.inner.writer.lock();
+        if let Some(done) = self.replace_in_place(&dir, record) {
+            return done;
+        }
         self.check_identity(record)?;
         self.check_capacity(std::iter::once((self.shard_index(record.iot_id), 1)))?;
         self.apply(&mut dir, record)
@@ -874,6 +877,50 @@ impl Engine {
         instances.names.push(name.into());
         instances.by_name.insert(name.into(), id);
         id
+    }
+
+    /// The usual event, a known task of a known device in the same shard, under one shard
+    /// write lock: identity, staleness and the replacement. `None`: take the general path.
+    /// Called with the writer lock held.
+    fn replace_in_place(
+        &self,
+        dir: &Directory,
+        rec: &RecordRef<'_>,
+    ) -> Option<Result<UpsertOutcome, WriteError>> {
+        let instance = self.known_instance(rec.iot_instance_id)?;
+        let target = self.shard_index(rec.iot_id);
+        let hash = self.task_hash(instance, rec.task_id);
+        let mut guard = self.inner.shards[target].0.write();
+        let d = guard.find_device(instance, rec.iot_id)?;
+        if !guard.device_is(d, instance, rec.product_key, rec.device_name) {
+            return Some(Err(conflict(
+                rec,
+                Binding::IotIdBoundTo {
+                    product_key: guard.device_product_key(d).to_owned(),
+                    device_name: guard.device_name(d).to_owned(),
+                },
+            )));
+        }
+        // Only entries of this shard can match: others are left to the general path, which
+        // locks their shards itself.
+        let &loc = dir.table.find(hash, |&loc| {
+            let (shard, row) = self.unloc(loc);
+            let row = RowIdx(row);
+            shard == target
+                && guard.row_is_live(row)
+                && guard.row_instance(row) == instance
+                && guard.row_key(row) == rec.task_id
+        })?;
+        let row = RowIdx(self.unloc(loc).1);
+        let stored = guard.row_modified(row);
+        if stored > rec.utc_modified {
+            return Some(Ok(UpsertOutcome::Stale { stored }));
+        }
+        Some(if guard.replace_task(row, d, rec) {
+            Ok(UpsertOutcome::Replaced)
+        } else {
+            Err(WriteError::CapacityExceeded)
+        })
     }
 
     /// Applies one validated, identity-checked record. Called with the writer lock held.

@@ -67,6 +67,20 @@ impl Bitmaps {
         }
     }
 
+    /// Moves `row` from one status bitmap to another.
+    pub(crate) fn restatus(
+        &mut self,
+        instance: InstanceId,
+        from: TaskStatus,
+        to: TaskStatus,
+        row: u32,
+    ) {
+        if let Some(set) = self.status.get_mut(instance.idx()) {
+            set[from as usize].remove(row);
+            set[to as usize].insert(row);
+        }
+    }
+
     pub(crate) fn module(&self, instance: InstanceId, module: Sym) -> Option<&RoaringBitmap> {
         self.module.get(&(instance, module))
     }

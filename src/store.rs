@@ -382,6 +382,15 @@ impl Shard {
             };
             new
         };
+        let i = row.idx();
+        let before = self.rows[i];
+        if variant == old && before.device == d && before.created() == rec.utc_create.as_millis() {
+            // The usual event: a status change. The posting position (by creation time and
+            // id) and the module and job bitmaps stay; only the status moves.
+            self.restatus(row, rec.status);
+            self.rows[i].modified = rec.utc_modified.as_millis();
+            return true;
+        }
         self.unlink(row);
         if variant != old {
             self.release_variant(old);
@@ -389,6 +398,33 @@ impl Shard {
         self.write_row(row, d, variant, rec);
         self.link(row);
         true
+    }
+
+    /// Moves `row` to `status`: status bitmap, and in or out of its device's posting list.
+    fn restatus(&mut self, row: RowIdx, status: TaskStatus) {
+        let i = row.idx();
+        let from = self.row_status(row);
+        if from == status {
+            return;
+        }
+        let d = self.rows[i].device;
+        let instance = self.devices[d.idx()].instance;
+        self.bitmaps.restatus(instance, from, status, row.0);
+        let variant = self.rows[i].variant();
+        self.rows[i].set_variant_status(variant, status as u8);
+        match (from.is_unfinished(), status.is_unfinished()) {
+            (true, false) => {
+                let list = &mut self.devices[d.idx()].unfinished;
+                if let Some(pos) = list.iter().position(|&r| r == row) {
+                    list.remove(pos);
+                }
+            }
+            (false, true) => {
+                let pos = self.posting_position(d, row);
+                self.devices[d.idx()].unfinished.insert(pos, row);
+            }
+            _ => {}
+        }
     }
 
     /// Removes the task in `row`; its row and id bytes are reused by later inserts.
