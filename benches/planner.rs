@@ -25,7 +25,7 @@ use std::hint::black_box;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use ota_index::{Engine, Query, TaskFields, TaskRecord, TaskStatus, Timestamp};
+use ota_index::{Engine, Query, TaskRecord, TaskStatus, Timestamp};
 
 /// Unfinished tasks of the target device.
 const SIZES: [usize; 5] = [4, 64, 200, 2_000, 20_000];

@@ -160,9 +160,7 @@ fn answer_with(query: &str, out: &mut Vec<u8>, on_query: impl FnOnce(&Query<'_>,
 fn passes(query: &Query<'_>, status: TaskStatus, module: &str) -> bool {
     status.is_unfinished()
         && query.effective_statuses().contains(status)
-        && query
-            .module
-            .map_or(true, |m| m.eq_ignore_ascii_case(module))
+        && query.module.is_none_or(|m| m.eq_ignore_ascii_case(module))
 }
 
 // ---- ota-index ----------------------------------------------------------------------------
