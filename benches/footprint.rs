@@ -8,24 +8,76 @@
 //! and, for ota-index, the parts of `Engine::memory_usage()`.
 //!
 //! **How bytes are measured.** Each implementation is built in a fresh child process (this
-//! binary again, with `OTA_FOOTPRINT_CHILD=<impl>:<devices>`), and `bytes` is the growth of
-//! the process's resident anonymous memory (`RssAnon` of `/proc/self/status`) from before
-//! building to after (build inputs dropped). It counts what the process really holds: the
-//! allocator's per-allocation headers and free-list slack included, and SQLite's own
-//! allocations (C `malloc`, which a Rust `#[global_allocator]` would not see) included. A
-//! counting global allocator (live requested bytes) is not possible here: the crate's
-//! `[lints] unsafe_code = "forbid"` applies to bench targets and cannot be lifted per file,
-//! and `unsafe impl GlobalAlloc` is unsafe code.
+//! binary again, with `OTA_FOOTPRINT_CHILD=<impl>:<devices>`). `bytes` is what a counting
+//! global allocator reports: live requested bytes after building minus before (build inputs
+//! dropped), the measure the issue asks for. SQLite allocates with C `malloc`, which a Rust
+//! global allocator does not see, so its line adds SQLite's own count
+//! (`sqlite3_memory_used`). A second line per implementation, `rss …`, gives the growth of
+//! the process's resident anonymous memory (`RssAnon`), which also counts the allocator's
+//! headers and free-list slack.
 //!
-//! The child exits without dropping what it built, so the exact live heap bytes of one
-//! implementation (Rust and C allocations alike, what a counting allocator would report) can
-//! be read from a heap profiler's "At t-end" line:
+//! The child exits without dropping what it built, so a heap profiler's "At t-end" line
+//! cross-checks the count:
 //!
 //! ```text
 //! OTA_BENCH_DEVICES=100000 cargo bench --bench footprint
 //! OTA_FOOTPRINT_CHILD=ota-index:100000 valgrind --tool=dhat --dhat-out-file=/dev/null \
 //!     target/release/deps/footprint-<hash>
 //! ```
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The system allocator, counting live requested bytes.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
+// `System`'s guarantees hold; the counter is only arithmetic on the layouts' sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is (see the impl's comment).
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(new_size, Ordering::Relaxed);
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Live bytes: the Rust heap plus SQLite's own allocations.
+fn live_bytes() -> u64 {
+    // SAFETY: `sqlite3_memory_used` only reads SQLite's global statistics counter.
+    let sqlite = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+    LIVE.load(Ordering::Relaxed) as u64 + u64::try_from(sqlite).unwrap_or(0)
+}
 
 use std::process::Command;
 
@@ -59,10 +111,32 @@ fn rss_anon() -> u64 {
         .expect("RssAnon in /proc/self/status (Linux)")
 }
 
-fn print_line(name: &str, devices: u64, tasks: usize, bytes: u64) {
+/// Live bytes and resident bytes at one point.
+#[derive(Clone, Copy)]
+struct Mark {
+    live: u64,
+    rss: u64,
+}
+
+fn mark() -> Mark {
+    Mark {
+        live: live_bytes(),
+        rss: rss_anon(),
+    }
+}
+
+fn print_line(name: &str, devices: u64, tasks: usize, before: Mark) {
+    let after = mark();
+    let bytes = after.live.saturating_sub(before.live);
+    let rss = after.rss.saturating_sub(before.rss);
+    let per = |b: u64| b as f64 / tasks.max(1) as f64;
     println!(
         "footprint {name} devices={devices} tasks={tasks} bytes={bytes} bytes_per_task={:.1}",
-        bytes as f64 / tasks.max(1) as f64
+        per(bytes)
+    );
+    println!(
+        "rss {name} devices={devices} tasks={tasks} bytes={rss} bytes_per_task={:.1}",
+        per(rss)
     );
 }
 
@@ -73,13 +147,12 @@ fn child(spec: &str) {
         .and_then(|(n, d)| Some((n, d.parse::<u64>().ok()?)))
         .unwrap_or_else(|| panic!("OTA_FOOTPRINT_CHILD={spec:?}: expected <impl>:<devices>"));
     let fleet = Fleet::new(devices);
-    let before = rss_anon();
+    let before = mark();
     match name {
         OTA_INDEX => {
             let engine = build_engine(&fleet);
-            let after = rss_anon();
             let tasks = engine.len();
-            print_line(name, devices, tasks, after.saturating_sub(before));
+            print_line(name, devices, tasks, before);
             let m = engine.memory_usage();
             let per = |b: usize| b as f64 / tasks.max(1) as f64;
             println!(
@@ -107,26 +180,18 @@ fn child(spec: &str) {
         }
         NAIVE => {
             let store = NaiveStore::from_fleet(&fleet);
-            let after = rss_anon();
-            print_line(name, devices, store.len(), after.saturating_sub(before));
+            print_line(name, devices, store.len(), before);
             std::mem::forget(store);
         }
         SQLITE => {
             let store = SqliteStore::from_fleet(&fleet);
-            let after = rss_anon();
-            print_line(name, devices, store.len(), after.saturating_sub(before));
+            print_line(name, devices, store.len(), before);
             std::mem::forget(store);
         }
         FLOOR => {
             let floor = Floor::from_fleet(&fleet);
-            let after = rss_anon();
             // Per task of the fleet (the floor holds only rendered unfinished tasks).
-            print_line(
-                name,
-                devices,
-                fleet.tasks().count(),
-                after.saturating_sub(before),
-            );
+            print_line(name, devices, fleet.tasks().count(), before);
             eprintln!("[bench] {FLOOR}: {} devices rendered", floor.len());
             std::mem::forget(floor);
         }
@@ -142,7 +207,10 @@ fn main() {
         return;
     }
     let exe = std::env::current_exe().expect("this benchmark's path");
-    println!("# footprint: bytes = growth of RssAnon in a fresh process per implementation");
+    println!(
+        "# footprint: bytes = live heap bytes (counting allocator, plus SQLite's own) after \
+         building minus before, in a fresh process per implementation; rss: growth of RssAnon"
+    );
     for devices in device_counts() {
         for name in IMPLS.into_iter().filter(|n| selected(n)) {
             let mut child = Command::new(&exe);

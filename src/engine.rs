@@ -324,6 +324,15 @@ impl Engine {
     /// it go (writers to that shard wait meanwhile).
     pub fn unfinished<'a>(&'a self, query: &Query<'a>) -> Result<Unfinished<'a>, QueryError> {
         query.validate()?;
+        self.unfinished_checked(query)
+    }
+
+    /// [`Engine::unfinished`] for a query whose values passed their field rules already (the
+    /// RPC layer checks them, in the contract's order, while parsing).
+    pub(crate) fn unfinished_checked<'a>(
+        &'a self,
+        query: &Query<'a>,
+    ) -> Result<Unfinished<'a>, QueryError> {
         let instance_name = query.instance_name();
         let instance = self.instance_for_read(instance_name)?;
         let mut answer = Unfinished {
