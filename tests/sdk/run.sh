@@ -22,8 +22,9 @@ if ! "$venv/bin/python" -c 'import alibabacloud_iot20180120' 2>/dev/null; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$sdk_spec"
 fi
 
-cargo build --quiet --example serve
-serve_bin="$target_dir/debug/examples/serve"
+# Release: CI has built it already (`cargo build --release --examples`).
+cargo build --quiet --release --example serve
+serve_bin="$target_dir/release/examples/serve"
 
 log="$(mktemp)"
 serve_pid=""
