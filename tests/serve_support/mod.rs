@@ -43,14 +43,17 @@ pub fn serve_binary() -> PathBuf {
         "{} is missing: run `cargo test` (which builds the examples) or `cargo build --example serve`",
         bin.display()
     );
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/serve.rs");
     let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    if let (Some(built), Some(edited)) = (modified(&bin), modified(source.as_ref())) {
-        assert!(
-            built >= edited,
-            "{} is older than examples/serve.rs: rebuild it (`cargo build --example serve`)",
-            bin.display()
-        );
+    for source in ["examples/serve/main.rs", "examples/serve/app.rs"] {
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
+        if let (Some(built), Some(edited)) = (modified(&bin), modified(&source)) {
+            assert!(
+                built >= edited,
+                "{} is older than {}: rebuild it (`cargo build --example serve`)",
+                bin.display(),
+                source.display()
+            );
+        }
     }
     bin
 }
@@ -316,14 +319,19 @@ pub struct KeepAlive {
 impl KeepAlive {
     /// Connects to `server`.
     pub fn connect(server: &Server) -> KeepAlive {
-        let stream = TcpStream::connect(server.addr).expect("connect to serve");
+        KeepAlive::connect_to(server.addr)
+    }
+
+    /// Connects to a server at `addr` (one hosted in the test process, say).
+    pub fn connect_to(addr: SocketAddr) -> KeepAlive {
+        let stream = TcpStream::connect(addr).expect("connect to serve");
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .expect("set a read timeout");
         stream.set_nodelay(true).expect("set TCP_NODELAY");
         KeepAlive {
             reader: BufReader::new(stream),
-            host: server.addr.to_string(),
+            host: addr.to_string(),
         }
     }
 
