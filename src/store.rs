@@ -938,3 +938,73 @@ pub(crate) fn fold_module<'b>(module: &'b str, buf: &'b mut [u8; MODULE_MAX]) ->
     // Lower-casing ASCII bytes keeps UTF-8 valid.
     std::str::from_utf8(out).unwrap_or(module)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TaskRecord;
+
+    fn record(i: u64, module: &str, status: TaskStatus, created: i64) -> TaskRecord {
+        TaskRecord {
+            task_id: format!("task-{}", (i * 7919) % 1009),
+            job_id: format!("job-{}", i % 3),
+            firmware_id: "fw".into(),
+            iot_id: "gateway-1".into(),
+            product_key: "pk".into(),
+            product_name: "Gateway".into(),
+            device_name: "gateway".into(),
+            module_name: module.into(),
+            src_version: String::new(),
+            dest_version: "2.0".into(),
+            status,
+            utc_create: Timestamp::from_millis(created),
+            utc_modified: Timestamp::from_millis(created),
+            iot_instance_id: String::new(),
+        }
+    }
+
+    /// Both plans give the same rows in the same order, and the planner picks the bitmap for a
+    /// rare module of a large device.
+    #[test]
+    fn plans_agree_and_the_planner_picks_by_cardinality() {
+        let mut shard = Shard::new(DefaultHashBuilder::default(), u32::MAX);
+        let d = shard
+            .add_device(InstanceId(0), "gateway-1", "pk", "gateway")
+            .unwrap();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for i in 0..400u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let module = match x % 100 {
+                0 | 1 => "Rare",
+                2..=40 => "wifi",
+                _ => "ble",
+            };
+            let status = TaskStatus::ALL[(x >> 8) as usize % 7];
+            let rec = record(i, module, status, (x >> 20) as i64 % 50);
+            shard.insert_task(d, &rec.as_ref()).unwrap();
+        }
+        shard.validate().unwrap();
+        for module in ["rare", "WIFI", "ble"] {
+            let m = shard.module_key(module).unwrap();
+            let bitmap = shard.bitmaps.module(InstanceId(0), m).unwrap();
+            for statuses in [
+                StatusSet::UNFINISHED,
+                StatusSet::only(TaskStatus::Queued),
+                StatusSet::only(TaskStatus::Confirm).with(TaskStatus::InProgress),
+            ] {
+                let (mut probe, mut by_bitmap) = (SmallVec::new(), SmallVec::new());
+                shard.collect_by_probe(d, Some(m), statuses, &mut probe);
+                shard.collect_by_bitmap(d, bitmap, statuses, &mut by_bitmap);
+                assert_eq!(probe, by_bitmap, "{module} {statuses:?}");
+            }
+            let rare = module == "rare";
+            assert_eq!(
+                matches!(shard.plan(d, Some(m)), Plan::ModuleBitmap(_)),
+                rare,
+                "plan for {module}"
+            );
+        }
+    }
+}
