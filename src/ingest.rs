@@ -1,7 +1,7 @@
 //! Bulk load from JSON Lines (contract section 2), parsed with simd-json, all or nothing.
 //!
 //! Each line is parsed into simd-json's tape (buffers reused across lines); its string fields
-//! are copied into one staging buffer and the line becomes a fixed-size [`Staged`] record.
+//! are copied into one staging buffer and the line becomes a fixed-size `Staged` record.
 //! Once every line has parsed and passed the field rules, the batch goes to
 //! [`Engine::write_batch`]'s path, which checks identities against the store and the batch
 //! itself before applying anything. Any error leaves the store as it was.
