@@ -76,3 +76,17 @@ fn bulk_load_after_the_examples_keeps_the_store_consistent() {
     }
     validate(&engine);
 }
+
+/// `ingest_jsonl` once stopped on an input holding only a byte-order mark: the loader skips a
+/// BOM before the first line, so it is an empty load, and the store is unchanged.
+#[test]
+fn a_lone_byte_order_mark_is_an_empty_load() {
+    let input = include_bytes!("data/fuzz/ingest_bom_only.jsonl");
+    let engine = Engine::new();
+    engine.load_jsonl(EXAMPLES).unwrap();
+    let before = sorted(engine.tasks());
+    let report = engine.load_jsonl(input).expect("an empty load");
+    assert_eq!(report.records, 0);
+    assert_eq!(sorted(engine.tasks()), before);
+    validate(&engine);
+}
