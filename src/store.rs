@@ -492,15 +492,7 @@ impl Shard {
     }
 
     fn variant_text(&self, v: &Variant) -> [&str; 6] {
-        let d = &self.dict;
-        [
-            d.get(v.job),
-            d.get(v.firmware),
-            d.get(v.product_name),
-            d.get(v.module),
-            d.get(v.src),
-            d.get(v.dest),
-        ]
+        variant_text(&self.dict, v)
     }
 
     fn record_text<'r>(rec: &RecordRef<'r>) -> [&'r str; 6] {
@@ -586,18 +578,7 @@ impl Shard {
         let hash = Self::text_hash(&self.hasher, text);
         let (variants, dict, hasher) = (&self.variants, &self.dict, &self.hasher);
         self.variant_table.insert_unique(hash, id, |&id| {
-            let v = &variants[id as usize].variant;
-            Self::text_hash(
-                hasher,
-                [
-                    dict.get(v.job),
-                    dict.get(v.firmware),
-                    dict.get(v.product_name),
-                    dict.get(v.module),
-                    dict.get(v.src),
-                    dict.get(v.dest),
-                ],
-            )
+            Self::text_hash(hasher, variant_text(dict, &variants[id as usize].variant))
         });
         Some(VariantId(id))
     }
@@ -767,18 +748,7 @@ impl Shard {
         self.variant_free.shrink_to_fit();
         let (variants, dict, hasher) = (&self.variants, &self.dict, &self.hasher);
         self.variant_table.shrink_to_fit(|&id| {
-            let v = &variants[id as usize].variant;
-            Self::text_hash(
-                hasher,
-                [
-                    dict.get(v.job),
-                    dict.get(v.firmware),
-                    dict.get(v.product_name),
-                    dict.get(v.module),
-                    dict.get(v.src),
-                    dict.get(v.dest),
-                ],
-            )
+            Self::text_hash(hasher, variant_text(dict, &variants[id as usize].variant))
         });
         let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
         self.by_iot.shrink_to_fit(|&d| {
@@ -925,6 +895,18 @@ pub(crate) enum Plan<'a> {
     Probe,
     /// Walk the (smaller) module bitmap, keep the device's unfinished rows, sort.
     ModuleBitmap(&'a RoaringBitmap),
+}
+
+/// The six strings of a variant, in hashing order.
+fn variant_text<'d>(dict: &'d Interner, v: &Variant) -> [&'d str; 6] {
+    [
+        dict.get(v.job),
+        dict.get(v.firmware),
+        dict.get(v.product_name),
+        dict.get(v.module),
+        dict.get(v.src),
+        dict.get(v.dest),
+    ]
 }
 
 /// ASCII-lower-cases a module name (at most 64 bytes by its field rule) into `buf`.
