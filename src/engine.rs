@@ -52,8 +52,9 @@ struct Loc(u32);
 /// by id.
 ///
 /// Entries are bare addresses (4 bytes a task): a probe confirms a candidate by reading the
-/// task's id in its shard, and a resize recomputes hashes the same way. Measured against
-/// 8-byte entries carrying 32 bits of hash: 5 bytes a task less, bulk loads no slower.
+/// task's id in its shard, and a resize recomputes hashes the same way. Against 8-byte entries
+/// carrying 32 bits of hash: 21.0 MB instead of 37.7 MB for the 3.2 million tasks of the
+/// million-device fleet (`memory_usage`), 5.2 bytes a task less.
 #[derive(Default)]
 struct Directory {
     table: HashTable<Loc>,

