@@ -356,27 +356,10 @@ impl Engine {
         Ok(answer)
     }
 
-    /// How many tasks [`Engine::unfinished`] would return, without building views.
+    /// How many tasks [`Engine::unfinished`] would return (the matching rows are found, no
+    /// view is built).
     pub fn count_unfinished(&self, query: &Query<'_>) -> Result<usize, QueryError> {
-        query.validate()?;
-        let instance = self.instance_for_read(query.instance_name())?;
-        let Some((guard, device)) = self.locate(instance, query.device) else {
-            return Ok(0);
-        };
-        let statuses = query.effective_statuses();
-        let module = match query.module.filter(|m| !m.is_empty()) {
-            None => None,
-            Some(m) => match guard.module_key(m) {
-                Some(key) => Some(key),
-                None => return Ok(0),
-            },
-        };
-        if module.is_none() && statuses == StatusSet::UNFINISHED {
-            return Ok(guard.device(device).unfinished.len());
-        }
-        let mut rows = SmallVec::new();
-        guard.collect_unfinished(device, module, statuses, &mut rows);
-        Ok(rows.len())
+        Ok(self.unfinished(query)?.len())
     }
 
     /// Counts tasks of the whole instance by status, module and job, from the bitmaps.
@@ -485,21 +468,21 @@ impl Engine {
                 product_key,
                 device_name,
             } => {
-                let (shard, d) = self.find_pair(instance, product_key, device_name)?;
-                let guard = self.inner.shards[shard].0.read();
+                let (guard, _, d) = self.find_pair(instance, product_key, device_name)?;
                 Some((guard, d))
             }
         }
     }
 
     /// The device bound to a pair: candidates from the pair directory, confirmed in their
-    /// shard (the directory keeps hashes, not strings). Never holds two locks at once.
+    /// shard (the directory keeps hashes, not strings), returned with the read lock of that
+    /// shard it was confirmed under. Never holds two locks at once.
     fn find_pair(
         &self,
         instance: InstanceId,
         product_key: &str,
         device_name: &str,
-    ) -> Option<(usize, DeviceIdx)> {
+    ) -> Option<(RwLockReadGuard<'_, Shard>, usize, DeviceIdx)> {
         let hash = self.pair_hash(instance, product_key, device_name);
         let candidates: SmallVec<[Loc; 4]> = {
             let dir = self.inner.pairs[self.pair_shard(hash)].0.read();
@@ -511,7 +494,7 @@ impl Engine {
             let guard = self.inner.shards[shard].0.read();
             let found = d.idx() < guard.devices.len()
                 && guard.device_is(d, instance, product_key, device_name);
-            found.then_some((shard, d))
+            found.then_some((guard, shard, d))
         })
     }
 
@@ -771,8 +754,7 @@ impl Engine {
             ));
         }
         drop(guard);
-        if let Some((shard, d)) = self.find_pair(inst, rec.product_key, rec.device_name) {
-            let guard = self.inner.shards[shard].0.read();
+        if let Some((guard, _, d)) = self.find_pair(inst, rec.product_key, rec.device_name) {
             return Err(conflict(
                 rec,
                 Binding::PairBoundTo {
@@ -1092,7 +1074,10 @@ impl Engine {
             ));
         }
         for ((inst, pk, dn), (si, d)) in &pairs {
-            if self.find_pair(*inst, pk, dn) != Some((*si, *d)) {
+            let found = self
+                .find_pair(*inst, pk, dn)
+                .map(|(_, shard, d)| (shard, d));
+            if found != Some((*si, *d)) {
                 return Err(format!("pair ({pk}, {dn}) does not resolve to its device"));
             }
         }

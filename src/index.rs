@@ -7,6 +7,8 @@
 //! ([`Engine::count_tasks`](crate::Engine::count_tasks)), computed with `intersection_len`
 //! without materialising anything.
 
+use std::borrow::Cow;
+
 use hashbrown::HashMap;
 use roaring::RoaringBitmap;
 
@@ -90,7 +92,7 @@ impl Bitmaps {
     }
 
     /// How many rows of `instance` are in one of `statuses` and, when given, in the module and
-    /// the job. Smallest set first; `intersection_len` counts without building the result.
+    /// the job; `intersection_len` counts without building the result.
     pub(crate) fn count(
         &self,
         instance: InstanceId,
@@ -101,39 +103,37 @@ impl Bitmaps {
         let Some(by_status) = self.status.get(instance.idx()) else {
             return 0;
         };
-        // `Some(None)`: a filter naming a value this shard never saw: nothing matches.
+        // `Some(None)`: a filter naming a value this shard never saw: nothing matches; so
+        // does a value with no bitmap for this instance.
         let module = match module {
-            Some(Some(m)) => match self.module(instance, m) {
+            None => None,
+            Some(m) => match m.and_then(|m| self.module(instance, m)) {
                 Some(b) => Some(b),
                 None => return 0,
             },
-            Some(None) => return 0,
-            None => None,
         };
         let job = match job {
-            Some(Some(j)) => match self.job(instance, j) {
+            None => None,
+            Some(j) => match j.and_then(|j| self.job(instance, j)) {
                 Some(b) => Some(b),
                 None => return 0,
             },
-            Some(None) => return 0,
-            None => None,
         };
-        let mut filters: Vec<&RoaringBitmap> = module.into_iter().chain(job).collect();
-        filters.sort_by_key(|b| b.len());
-        let mut total = 0;
-        for status in statuses.iter() {
-            let set = &by_status[status as usize];
-            total += match filters.as_slice() {
-                [] => set.len(),
-                [one] => one.intersection_len(set),
-                [small, large] => {
-                    let both = *small & *large;
-                    both.intersection_len(set)
-                }
-                _ => unreachable_filters(),
-            };
-        }
-        total
+        // Intersect the filters once, then count against each status bitmap.
+        let filter: Option<Cow<'_, RoaringBitmap>> = match (module, job) {
+            (None, None) => None,
+            (Some(b), None) | (None, Some(b)) => Some(Cow::Borrowed(b)),
+            (Some(a), Some(b)) => Some(Cow::Owned(a & b)),
+        };
+        statuses
+            .iter()
+            .map(|status| {
+                let set = &by_status[status as usize];
+                filter
+                    .as_ref()
+                    .map_or(set.len(), |f| f.intersection_len(set))
+            })
+            .sum()
     }
 
     /// Approximate heap bytes (roaring's serialized size is within a few bytes of its heap).
@@ -187,10 +187,4 @@ impl Bitmaps {
         }
         Ok(())
     }
-}
-
-#[cold]
-fn unreachable_filters() -> u64 {
-    // At most two filters (module, job) are ever collected above.
-    0
 }

@@ -366,6 +366,37 @@ fn run(shards: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     }
     let want: Vec<TaskRecord> = model.tasks.values().cloned().collect();
     prop_assert_eq!(sorted_tasks(&engine), want);
+    // Fleet-wide counts from the bitmaps agree with a scan of the model.
+    let instances: Vec<String> = std::iter::once(String::new())
+        .chain(model.instances.iter().cloned())
+        .collect();
+    for inst in &instances {
+        for statuses in [
+            StatusSet::EMPTY,
+            StatusSet::UNFINISHED,
+            StatusSet::only(TaskStatus::Failed),
+        ] {
+            for module in [None, Some("ble"), Some("WIFI"), Some("zigbee")] {
+                for job in [None, Some("job-0"), Some("job-1"), Some("job-9")] {
+                    let filter = ota_index::TaskFilter {
+                        instance: Some(inst),
+                        statuses,
+                        module,
+                        job,
+                    };
+                    let counted = model
+                        .tasks
+                        .values()
+                        .filter(|t| &t.iot_instance_id == inst)
+                        .filter(|t| statuses.is_empty() || statuses.contains(t.status))
+                        .filter(|t| module.is_none_or(|m| t.module_name.eq_ignore_ascii_case(m)))
+                        .filter(|t| job.is_none_or(|j| t.job_id == j))
+                        .count() as u64;
+                    prop_assert_eq!(engine.count_tasks(&filter), Ok(counted), "{:?}", filter);
+                }
+            }
+        }
+    }
     let mut instances = engine.instances();
     instances.retain(|i| !i.is_empty());
     let model_instances: Vec<String> = model
