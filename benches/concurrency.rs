@@ -1,7 +1,12 @@
 //! Group `concurrency`: ota-index read throughput (the query mix through `Service::answer`)
-//! with 1 and 2 reader threads, without and with one writer thread upserting existing tasks
-//! at a steady, paced rate (100,000 a second unless `OTA_BENCH_WRITES_PER_SEC` says
-//! otherwise).
+//! with 1 and 2 reader threads (`OTA_BENCH_READERS`, comma-separated, e.g. `1,2,4,8,16` on a
+//! bigger machine), without and with one writer thread upserting existing tasks at a steady,
+//! paced rate (100,000 a second unless `OTA_BENCH_WRITES_PER_SEC` says otherwise).
+//!
+//! For comparison the read-only baselines run the same reader counts without a writer:
+//! `naive-hashmap-readers-<n>` and `floor-prerendered-readers-<n>` (SQLite's connection is
+//! not `Sync`, so it has no multi-reader run). `OTA_BENCH_IMPLS` selects as in the other
+//! benches.
 //!
 //! One iteration is one request answered by each reader (throughput `readers` elements), so
 //! criterion's elements/s is the readers' combined throughput. The writer's achieved rate is
@@ -9,6 +14,7 @@
 //!
 //! ```text
 //! OTA_BENCH_DEVICES=100000 cargo bench --bench concurrency -- --sample-size 10
+//! OTA_BENCH_READERS=1,2,4,8,16 OTA_BENCH_DEVICES=1000000 cargo bench --bench concurrency
 //! ```
 
 use std::hint::black_box;
@@ -19,11 +25,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ota_index::fleet::Fleet;
-use ota_index::rpc::{HttpRequest, Service};
+use ota_index::rpc::Service;
 use ota_index::{Engine, TaskRecord, TaskStatus, Timestamp, UpsertOutcome};
 
 mod common;
-use common::{build_engine, device_counts, query_count, timed, REQUEST_ID};
+use common::{
+    build_engine, device_counts, query_count, selected, timed, Answer, Floor, NaiveStore, OtaIndex,
+    FLOOR, NAIVE, OTA_INDEX,
+};
 
 /// 2030-01-01T00:00:00Z: later than every `utcModified` of the fleet.
 const FUTURE_MS: i64 = 1_893_456_000_000;
@@ -102,10 +111,10 @@ impl Writer {
 /// while the writer, if any, writes; the wall time from the common start to the last reader
 /// done.
 fn round(
-    service: &Service,
+    imp: &(dyn Answer + Sync),
     queries: &[String],
     readers: usize,
-    writer: Option<&mut Writer>,
+    writer: Option<(&mut Writer, &Engine)>,
     iters: u64,
 ) -> Duration {
     let stop = AtomicBool::new(false);
@@ -113,20 +122,14 @@ fn round(
     thread::scope(|s| {
         let handles: Vec<_> = (0..readers)
             .map(|r| {
-                let (service, barrier) = (service.clone(), &barrier);
+                let barrier = &barrier;
                 s.spawn(move || {
                     let mut out = Vec::with_capacity(64 * 1024);
                     let mut next = r * queries.len() / readers;
                     barrier.wait();
                     for _ in 0..iters {
                         out.clear();
-                        service.answer(
-                            &HttpRequest {
-                                request_id: Some(REQUEST_ID),
-                                ..HttpRequest::get(&queries[next])
-                            },
-                            &mut out,
-                        );
+                        imp.answer(&queries[next], &mut out);
                         black_box(out.len());
                         next += 1;
                         if next == queries.len() {
@@ -136,8 +139,8 @@ fn round(
                 })
             })
             .collect();
-        let writing = writer.map(|w| {
-            let (engine, barrier, stop) = (service.engine(), &barrier, &stop);
+        let writing = writer.map(|(w, engine)| {
+            let (barrier, stop) = (&barrier, &stop);
             s.spawn(move || {
                 barrier.wait();
                 w.run(engine, stop);
@@ -157,47 +160,98 @@ fn round(
     })
 }
 
+/// Reader thread counts: `OTA_BENCH_READERS` (comma-separated), else 1 and 2.
+fn reader_counts() -> Vec<usize> {
+    match std::env::var("OTA_BENCH_READERS") {
+        Ok(list) => list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n > 0)
+                    .unwrap_or_else(|| {
+                        panic!("OTA_BENCH_READERS={list:?}: expected comma-separated counts")
+                    })
+            })
+            .collect(),
+        Err(_) => vec![1, 2],
+    }
+}
+
+/// A read-only baseline with 1.. readers: `<name>-readers-<n>`.
+fn bench_baseline(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    devices: u64,
+    imp: &(dyn Answer + Sync),
+    queries: &[String],
+) {
+    for readers in reader_counts() {
+        group.throughput(Throughput::Elements(readers as u64));
+        group.bench_function(
+            BenchmarkId::new(format!("{name}-readers-{readers}"), devices),
+            |b| b.iter_custom(|iters| round(imp, queries, readers, None, iters)),
+        );
+    }
+}
+
 fn concurrency(c: &mut Criterion) {
     let rate = std::env::var("OTA_BENCH_WRITES_PER_SEC")
         .ok()
         .and_then(|s| s.replace('_', "").parse().ok())
         .unwrap_or(100_000u64);
+    eprintln!(
+        "[bench] {} CPUs available",
+        thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let mut group = c.benchmark_group("concurrency");
     for devices in device_counts() {
         let fleet = Fleet::new(devices);
         let queries = fleet.queries(query_count());
-        let engine = timed(&format!("ota-index build, {devices} devices"), || {
-            build_engine(&fleet)
-        });
-        let tasks = engine.len();
-        let service = Service::new(engine);
-        let mut writer = Writer::new(&fleet, rate);
-        for readers in [1usize, 2] {
-            for with_writer in [false, true] {
-                let name = if with_writer {
-                    format!("readers-{readers}+writer")
-                } else {
-                    format!("readers-{readers}")
-                };
-                group.throughput(Throughput::Elements(readers as u64));
-                group.bench_function(BenchmarkId::new(&name, devices), |b| {
-                    b.iter_custom(|iters| {
-                        let w = if with_writer { Some(&mut writer) } else { None };
-                        round(&service, &queries, readers, w, iters)
+        if selected(OTA_INDEX) {
+            let engine = timed(&format!("ota-index build, {devices} devices"), || {
+                build_engine(&fleet)
+            });
+            let tasks = engine.len();
+            let imp = OtaIndex(Service::new(engine));
+            let engine = imp.0.engine();
+            let mut writer = Writer::new(&fleet, rate);
+            for readers in reader_counts() {
+                for with_writer in [false, true] {
+                    let name = if with_writer {
+                        format!("readers-{readers}+writer")
+                    } else {
+                        format!("readers-{readers}")
+                    };
+                    group.throughput(Throughput::Elements(readers as u64));
+                    group.bench_function(BenchmarkId::new(&name, devices), |b| {
+                        b.iter_custom(|iters| {
+                            let w = with_writer.then_some((&mut writer, engine));
+                            round(&imp, &queries, readers, w, iters)
+                        });
                     });
-                });
-                writer.report(&format!("concurrency/{name}/{devices}"));
+                    writer.report(&format!("concurrency/{name}/{devices}"));
+                }
             }
+            assert_eq!(engine.len(), tasks, "the writer only replaces tasks");
+            engine
+                .internal_validate()
+                .expect("engine invariants after the concurrent writes");
         }
-        assert_eq!(
-            service.engine().len(),
-            tasks,
-            "the writer only replaces tasks"
-        );
-        service
-            .engine()
-            .internal_validate()
-            .expect("engine invariants after the concurrent writes");
+        if selected(NAIVE) {
+            let naive = timed(&format!("{NAIVE} build, {devices} devices"), || {
+                NaiveStore::from_fleet(&fleet)
+            });
+            bench_baseline(&mut group, NAIVE, devices, &naive, &queries);
+        }
+        if selected(FLOOR) {
+            let floor = timed(&format!("{FLOOR} build, {devices} devices"), || {
+                Floor::from_fleet(&fleet)
+            });
+            bench_baseline(&mut group, FLOOR, devices, &floor, &queries);
+        }
     }
     group.finish();
 }

@@ -99,6 +99,18 @@ def main():
         ("1 reader: with 100k/s writer / without", ratio(c("readers-1+writer"), c("readers-1")), "≥ 0.85"),
         ("2 readers: with 100k/s writer / without", ratio(c("readers-2+writer"), c("readers-2")), "≥ 0.85"),
     ]
+    # Wider reader counts (OTA_BENCH_READERS, e.g. 1,2,4,8,16 on a 16-core machine), with the
+    # read-only baselines' scaling for reference.
+    wide = sorted({int(r["function"].rsplit("-", 1)[1]) for r in rows
+                   if r["group"] == "concurrency" and re.fullmatch(r"readers-\d+", r["function"])})
+    for k in (k for k in wide if k > 2):
+        targets.append((f"read throughput {k} threads / 1 thread", ratio(c(f"readers-{k}"), c("readers-1")),
+                        "≥ 14" if k == 16 else "(reference)"))
+        targets.append((f"{k} readers: with 100k/s writer / without",
+                        ratio(c(f"readers-{k}+writer"), c(f"readers-{k}")), "(reference)"))
+        for base in ("naive-hashmap", "floor-prerendered"):
+            targets.append((f"{base}: {k} threads / 1 thread",
+                            ratio(c(f"{base}-readers-{k}"), c(f"{base}-readers-1")), "(reference)"))
     if args.footprint:
         with open(args.footprint) as f:
             for line in f:

@@ -62,7 +62,9 @@ struct Directory {
 
 /// (instance, productKey, deviceName) → device, for queries by name.
 /// Bare addresses, as in [`Directory`]: candidates are confirmed in the device's shard.
+/// Aligned like [`Shard`], so the table's header does not share the lock word's line.
 #[derive(Default)]
+#[repr(align(128))]
 struct PairShard {
     table: HashTable<Loc>,
 }
