@@ -69,10 +69,9 @@ impl Interner {
         }
         let sym = Sym(self.bytes.alloc(text)?.0);
         let (bytes, hasher) = (&self.bytes, &self.hasher);
-        self.table
-            .insert_unique(hash, Entry { sym, refs: 1 }, |e| {
-                hasher.hash_one(bytes.get(SlabRef(e.sym.0)))
-            });
+        self.table.insert_unique(hash, Entry { sym, refs: 1 }, |e| {
+            hasher.hash_one(bytes.get(SlabRef(e.sym.0)))
+        });
         Some(sym)
     }
 
