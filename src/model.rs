@@ -427,6 +427,48 @@ impl Field {
     /// `TaskStatus`, `UtcCreate` and `UtcModified` are checked by parsing them
     /// ([`TaskStatus::parse`], [`Timestamp::parse`]).
     pub fn check(self, value: &str) -> Result<(), Violation> {
+        // The usual value is short ASCII: one table load a byte decides it; anything else
+        // (a refused value, non-ASCII text) takes the exact path for its message.
+        let fast = |class: u8, min: usize, max: usize| {
+            (min..=max).contains(&value.len())
+                && value.bytes().all(|b| ASCII_CLASS[b as usize] & class != 0)
+        };
+        let in_range = |low: u8, min: usize, max: usize| {
+            (min..=max).contains(&value.len()) && all_in_range(value.as_bytes(), low)
+        };
+        let accepted = match self {
+            Field::TaskId | Field::JobId | Field::FirmwareId | Field::IotId | Field::ProductKey => {
+                in_range(0x21, 1, 64)
+            }
+            Field::ProductName | Field::DestVersion => in_range(0x20, 1, 64),
+            Field::SrcVersion => in_range(0x20, 0, 64),
+            Field::DeviceName => fast(DEVICE_NAME, 4, 32),
+            Field::ModuleName => fast(MODULE_NAME, 1, 64),
+            _ => false,
+        };
+        if accepted {
+            return Ok(());
+        }
+        self.check_exact(value)
+    }
+
+    /// The fields with a character rule (every field but status, timestamps and instance).
+    #[cfg(test)]
+    const ALL_CHECKED: [Field; 10] = [
+        Field::TaskId,
+        Field::JobId,
+        Field::FirmwareId,
+        Field::IotId,
+        Field::ProductKey,
+        Field::ProductName,
+        Field::DeviceName,
+        Field::ModuleName,
+        Field::SrcVersion,
+        Field::DestVersion,
+    ];
+
+    /// [`Field::check`] char by char, with the violation's details.
+    fn check_exact(self, value: &str) -> Result<(), Violation> {
         match self {
             Field::TaskId | Field::JobId | Field::FirmwareId | Field::IotId | Field::ProductKey => {
                 check_chars(value, 1, 64, is_visible_ascii, "visible ASCII (0x21-0x7E)")
@@ -472,6 +514,71 @@ impl fmt::Display for Field {
         f.write_str(self.camel())
     }
 }
+
+/// True when every byte is in `low..=0x7E` (`low` ≤ 0x7E). Eight bytes at a time with the
+/// "has a byte less than n" / "has a byte more than n" word tricks (exact as a yes/no); the
+/// tail is one overlapping word. Field values are checked on every write and query, and the
+/// usual one is visible ASCII.
+fn all_in_range(bytes: &[u8], low: u8) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below `low`, or above 0x7E (0x7F and every non-ASCII byte).
+    let bad = |v: u64| {
+        v.wrapping_sub(ONES * u64::from(low)) & !v & HIGH != 0
+            || (v.wrapping_add(ONES) | v) & HIGH != 0
+    };
+    let n = bytes.len();
+    let read8 = |at: usize| {
+        let c = &bytes[at..at + 8];
+        u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+    };
+    let read4 = |at: usize| {
+        let c = &bytes[at..at + 4];
+        u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    };
+    // Every byte is tested at least once; testing one twice is harmless.
+    match n {
+        8.. => {
+            let mut at = 0;
+            while at + 8 <= n {
+                if bad(read8(at)) {
+                    return false;
+                }
+                at += 8;
+            }
+            at == n || !bad(read8(n - 8))
+        }
+        4..=7 => !bad(read4(0) | read4(n - 4) << 32),
+        1..=3 => {
+            let (a, b, c) = (bytes[0], bytes[n / 2], bytes[n - 1]);
+            !bad(u64::from_le_bytes([a, b, c, a, a, a, a, a]))
+        }
+        0 => true,
+    }
+}
+
+/// [`ASCII_CLASS`] bit: `deviceName`'s characters.
+const DEVICE_NAME: u8 = 1;
+/// [`ASCII_CLASS`] bit: `moduleName`'s characters.
+const MODULE_NAME: u8 = 2;
+
+/// Which of the field alphabets each byte belongs to (non-ASCII bytes: none; such values take
+/// the exact, char-by-char path).
+const ASCII_CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'@' | b'.' | b':') {
+            class[b] |= DEVICE_NAME;
+        }
+        if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_') {
+            class[b] |= MODULE_NAME;
+        }
+        b += 1;
+    }
+    class
+};
 
 fn is_visible_ascii(c: char) -> bool {
     ('\x21'..='\x7e').contains(&c)
@@ -921,5 +1028,60 @@ mod tests {
         }
         assert_eq!(Field::from_key("taskid"), None);
         assert_eq!(Field::from_key("progress"), None);
+    }
+
+    proptest::proptest! {
+        /// The byte-table fast path of `Field::check` accepts exactly what the char-by-char
+        /// rules accept, for every field.
+        #[test]
+        fn fast_field_check_agrees_with_the_exact_rules(
+            value in "[a-zA-Z0-9 _@.:\\-\"\\\\\t\x00\x7f~é智]{0,70}"
+        ) {
+            for field in Field::ALL_CHECKED {
+                proptest::prop_assert_eq!(
+                    field.check(&value),
+                    field.check_exact(&value),
+                    "{} {:?}", field, value
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fast_field_check_agrees_on_every_byte_position() {
+        for len in 0..24 {
+            for at in 0..len {
+                for b in 0u8..=0xff {
+                    let mut text = vec![b'a'; len];
+                    text[at] = b;
+                    let want = text.iter().all(|&c| (0x21..=0x7e).contains(&c));
+                    assert_eq!(all_in_range(&text, 0x21), want, "{text:?}");
+                    let want = text.iter().all(|&c| (0x20..=0x7e).contains(&c));
+                    assert_eq!(all_in_range(&text, 0x20), want, "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_field_check_agrees_on_every_ascii_byte() {
+        for field in Field::ALL_CHECKED {
+            for b in 0u8..0x80 {
+                for len in [1, 4, 32, 33, 64, 65] {
+                    let value = String::from(b as char).repeat(len);
+                    assert_eq!(
+                        field.check(&value),
+                        field.check_exact(&value),
+                        "{field} {value:?}"
+                    );
+                    let mixed = format!("abcd{}", b as char);
+                    assert_eq!(
+                        field.check(&mixed),
+                        field.check_exact(&mixed),
+                        "{field} {mixed:?}"
+                    );
+                }
+            }
+        }
     }
 }
