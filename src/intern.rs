@@ -196,6 +196,7 @@ impl ByteSlab {
         Some(SlabRef(off))
     }
 
+    #[inline]
     fn span(&self, r: SlabRef) -> (usize, usize) {
         let start = r.0 as usize;
         match self.text.as_bytes().get(start) {
@@ -207,6 +208,7 @@ impl ByteSlab {
         }
     }
 
+    #[inline]
     pub(crate) fn get(&self, r: SlabRef) -> &str {
         let (start, len) = self.span(r);
         // Entries are written whole at char boundaries, so the slice always exists.
