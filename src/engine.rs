@@ -44,6 +44,16 @@ pub const DEFAULT_SHARDS: usize = 32;
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// How an upsert's record is known to satisfy the field rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    /// Not validated: only a record whose every string equals a stored (validated) one's may
+    /// be applied.
+    ByEquality,
+    /// [`RecordRef::validate`] passed.
+    Validated,
+}
+
 /// A row or device address: shard in the low `shard_bits`, index above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Loc(u32);
@@ -597,9 +607,15 @@ impl Engine {
 
     /// [`Engine::upsert`] for a borrowed record.
     pub fn upsert_ref(&self, record: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
-        record.validate()?;
         let mut dir = self.inner.writer.lock();
-        if let Some(done) = self.replace_in_place(&dir, record) {
+        // The usual event, a status change, repeats every string of the stored task: those
+        // were validated when stored, so the record needs no validation (the field rules were
+        // a third of an upsert's instructions). Anything else is validated first, as always.
+        if let Some(done) = self.replace_in_place(&dir, record, Checked::ByEquality) {
+            return done;
+        }
+        record.validate()?;
+        if let Some(done) = self.replace_in_place(&dir, record, Checked::Validated) {
             return done;
         }
         self.check_identity(record)?;
@@ -875,11 +891,14 @@ impl Engine {
 
     /// The usual event, a known task of a known device in the same shard, under one shard
     /// write lock: identity, staleness and the replacement. `None`: take the general path.
+    /// With [`Checked::ByEquality`] (the record not validated) it acts only when every string
+    /// of the record equals the stored task's, and is `None` otherwise, errors included.
     /// Called with the writer lock held.
     fn replace_in_place(
         &self,
         dir: &Directory,
         rec: &RecordRef<'_>,
+        checked: Checked,
     ) -> Option<Result<UpsertOutcome, WriteError>> {
         let instance = self.known_instance(rec.iot_instance_id)?;
         let target = self.shard_index(rec.iot_id);
@@ -903,7 +922,12 @@ impl Engine {
         if guard.device_iot(d) != rec.iot_id {
             return None;
         }
-        if !guard.device_is(d, instance, rec.product_key, rec.device_name) {
+        let same_device = guard.device_is(d, instance, rec.product_key, rec.device_name);
+        let same_variant = guard.row_variant_matches(row, rec);
+        if checked == Checked::ByEquality && !(same_device && same_variant) {
+            return None;
+        }
+        if !same_device {
             return Some(Err(conflict(
                 rec,
                 Binding::IotIdBoundTo {
@@ -916,7 +940,7 @@ impl Engine {
         if stored > rec.utc_modified {
             return Some(Ok(UpsertOutcome::Stale { stored }));
         }
-        Some(if guard.replace_task(row, d, rec) {
+        Some(if guard.replace_task_known(row, d, rec, same_variant) {
             Ok(UpsertOutcome::Replaced)
         } else {
             Err(WriteError::CapacityExceeded)

@@ -378,9 +378,22 @@ impl Shard {
     /// Replaces the task in `row` with `rec`, now belonging to device `d` (same task id);
     /// `false`, with nothing changed, when the shard's string space is full.
     pub(crate) fn replace_task(&mut self, row: RowIdx, d: DeviceIdx, rec: &RecordRef<'_>) -> bool {
+        let same = self.row_variant_matches(row, rec);
+        self.replace_task_known(row, d, rec, same)
+    }
+
+    /// [`Shard::replace_task`] when the caller already knows whether the record's six shared
+    /// strings equal the row's (`same_variant`).
+    pub(crate) fn replace_task_known(
+        &mut self,
+        row: RowIdx,
+        d: DeviceIdx,
+        rec: &RecordRef<'_>,
+        same_variant: bool,
+    ) -> bool {
         let old = self.rows[row.idx()].variant();
         // Status changes keep the tuple: reuse the variant without touching the dictionary.
-        let variant = if self.variant_matches(old, rec) {
+        let variant = if same_variant {
             old
         } else {
             let Some(new) = self.intern_variant(rec) else {
@@ -510,6 +523,11 @@ impl Shard {
             rec.src_version,
             rec.dest_version,
         ]
+    }
+
+    /// True when row `r`'s six shared strings equal the record's.
+    pub(crate) fn row_variant_matches(&self, r: RowIdx, rec: &RecordRef<'_>) -> bool {
+        self.variant_matches(self.rows[r.idx()].variant(), rec)
     }
 
     fn variant_matches(&self, id: VariantId, rec: &RecordRef<'_>) -> bool {

@@ -287,6 +287,44 @@ fn single_writes_refuse_bad_records_and_change_nothing() {
     engine.internal_validate().unwrap();
 }
 
+/// A status change repeats the stored strings and skips validation; one changed string that
+/// breaks a rule must still be refused, before staleness or identity is looked at, whichever
+/// field it is.
+#[test]
+fn a_known_task_with_one_bad_string_is_refused_stale_or_not() {
+    let engine = loaded();
+    let before = snapshot(&engine);
+    type Spoil = fn(&mut TaskRecord);
+    let bad: [(Field, Spoil); 9] = [
+        (Field::JobId, |r| r.job_id = "has space".into()),
+        (Field::FirmwareId, |r| r.firmware_id = String::new()),
+        (Field::ProductName, |r| r.product_name = "tab\there".into()),
+        (Field::ModuleName, |r| r.module_name = "a:b".into()),
+        (Field::SrcVersion, |r| r.src_version = "\u{7}".into()),
+        (Field::DestVersion, |r| r.dest_version = "x".repeat(65)),
+        (Field::DeviceName, |r| r.device_name = "ab".into()),
+        (Field::ProductKey, |r| r.product_key = "p k".into()),
+        (Field::IotInstanceId, |r| {
+            r.iot_instance_id = "in stance".into()
+        }),
+    ];
+    for (field, spoil) in bad {
+        for modified in [i64::MIN / 4, i64::MAX / 4] {
+            let mut rec = before[0].clone();
+            rec.status = TaskStatus::InProgress;
+            rec.utc_modified = Timestamp::from_millis(modified);
+            spoil(&mut rec);
+            let got = engine.upsert(&rec);
+            assert!(
+                matches!(got, Err(WriteError::InvalidField(ref f)) if f.field == field),
+                "{field} at utcModified {modified}: {got:?}"
+            );
+        }
+    }
+    assert_eq!(snapshot(&engine), before);
+    engine.internal_validate().unwrap();
+}
+
 #[test]
 fn stale_and_equal_timestamps() {
     let engine = Engine::new();
