@@ -12,7 +12,7 @@ use std::path::Path;
 use simd_json::{Buffers, Node, Tape};
 
 use crate::engine::{Engine, WriteError, WriteSummary};
-use crate::model::{Field, FieldError, RecordRef, TaskStatus, Timestamp, Violation};
+use crate::model::{Field, FieldError, RecordRef, TaskStatus, Timestamp, Violation, STRING_FIELDS};
 
 /// Longest line accepted, in bytes. A record's own fields take at most about 1.5 KiB; the
 /// rest leaves room for the unknown keys of `ListOTATaskByJob` records (`taskDesc`, …).
@@ -107,21 +107,6 @@ struct Span {
     start: u32,
     len: u32,
 }
-
-/// The string fields of [`RecordRef`], in this order.
-const STRING_FIELDS: [Field; 11] = [
-    Field::TaskId,
-    Field::JobId,
-    Field::FirmwareId,
-    Field::IotId,
-    Field::ProductKey,
-    Field::ProductName,
-    Field::DeviceName,
-    Field::ModuleName,
-    Field::SrcVersion,
-    Field::DestVersion,
-    Field::IotInstanceId,
-];
 
 /// One parsed line, its strings in the staging buffer.
 struct Staged {

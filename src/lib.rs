@@ -123,6 +123,7 @@ pub mod query;
 pub mod rpc;
 pub mod shard;
 pub(crate) mod store;
+mod swar;
 pub mod view;
 
 pub use engine::{

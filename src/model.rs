@@ -452,21 +452,6 @@ impl Field {
         self.check_exact(value)
     }
 
-    /// The fields with a character rule (every field but status, timestamps and instance).
-    #[cfg(test)]
-    const ALL_CHECKED: [Field; 10] = [
-        Field::TaskId,
-        Field::JobId,
-        Field::FirmwareId,
-        Field::IotId,
-        Field::ProductKey,
-        Field::ProductName,
-        Field::DeviceName,
-        Field::ModuleName,
-        Field::SrcVersion,
-        Field::DestVersion,
-    ];
-
     /// [`Field::check`] char by char, with the violation's details.
     fn check_exact(self, value: &str) -> Result<(), Violation> {
         match self {
@@ -515,47 +500,28 @@ impl fmt::Display for Field {
     }
 }
 
-/// True when every byte is in `low..=0x7E` (`low` ≤ 0x7E). Eight bytes at a time with the
-/// "has a byte less than n" / "has a byte more than n" word tricks (exact as a yes/no); the
-/// tail is one overlapping word. Field values are checked on every write and query, and the
-/// usual one is visible ASCII.
+/// True when every byte is in `low..=0x7E` (`low` ≤ 0x7E), eight bytes at a time (field
+/// values are checked on every write and query, and the usual one is visible ASCII).
 fn all_in_range(bytes: &[u8], low: u8) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A byte below `low`, or above 0x7E (0x7F and every non-ASCII byte).
-    let bad = |v: u64| {
-        v.wrapping_sub(ONES * u64::from(low)) & !v & HIGH != 0
-            || (v.wrapping_add(ONES) | v) & HIGH != 0
-    };
-    let n = bytes.len();
-    let read8 = |at: usize| {
-        let c = &bytes[at..at + 8];
-        u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-    };
-    let read4 = |at: usize| {
-        let c = &bytes[at..at + 4];
-        u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-    };
-    // Every byte is tested at least once; testing one twice is harmless.
-    match n {
-        8.. => {
-            let mut at = 0;
-            while at + 8 <= n {
-                if bad(read8(at)) {
-                    return false;
-                }
-                at += 8;
-            }
-            at == n || !bad(read8(n - 8))
-        }
-        4..=7 => !bad(read4(0) | read4(n - 4) << 32),
-        1..=3 => {
-            let (a, b, c) = (bytes[0], bytes[n / 2], bytes[n - 1]);
-            !bad(u64::from_le_bytes([a, b, c, a, a, a, a, a]))
-        }
-        0 => true,
-    }
+    !crate::swar::any_word(bytes, |v| {
+        crate::swar::has_byte_below(v, low) || crate::swar::has_byte_above_7e(v)
+    })
 }
+
+/// The string fields of a record, in [`RecordRef`]'s order (the bulk loader's too).
+pub(crate) const STRING_FIELDS: [Field; 11] = [
+    Field::TaskId,
+    Field::JobId,
+    Field::FirmwareId,
+    Field::IotId,
+    Field::ProductKey,
+    Field::ProductName,
+    Field::DeviceName,
+    Field::ModuleName,
+    Field::SrcVersion,
+    Field::DestVersion,
+    Field::IotInstanceId,
+];
 
 /// [`ASCII_CLASS`] bit: `deviceName`'s characters.
 const DEVICE_NAME: u8 = 1;
@@ -1037,7 +1003,7 @@ mod tests {
         fn fast_field_check_agrees_with_the_exact_rules(
             value in "[a-zA-Z0-9 _@.:\\-\"\\\\\t\x00\x7f~é智]{0,70}"
         ) {
-            for field in Field::ALL_CHECKED {
+            for field in STRING_FIELDS {
                 proptest::prop_assert_eq!(
                     field.check(&value),
                     field.check_exact(&value),
@@ -1049,23 +1015,18 @@ mod tests {
 
     #[test]
     fn fast_field_check_agrees_on_every_byte_position() {
-        for len in 0..24 {
-            for at in 0..len {
-                for b in 0u8..=0xff {
-                    let mut text = vec![b'a'; len];
-                    text[at] = b;
-                    let want = text.iter().all(|&c| (0x21..=0x7e).contains(&c));
-                    assert_eq!(all_in_range(&text, 0x21), want, "{text:?}");
-                    let want = text.iter().all(|&c| (0x20..=0x7e).contains(&c));
-                    assert_eq!(all_in_range(&text, 0x20), want, "{text:?}");
-                }
-            }
-        }
+        crate::swar::each_byte_at_each_position(|text, _| {
+            let want = text.iter().all(|&c| (0x21..=0x7e).contains(&c));
+            assert_eq!(all_in_range(text, 0x21), want, "{text:?}");
+            let want = text.iter().all(|&c| (0x20..=0x7e).contains(&c));
+            assert_eq!(all_in_range(text, 0x20), want, "{text:?}");
+        });
+        assert!(all_in_range(b"", 0x21));
     }
 
     #[test]
     fn fast_field_check_agrees_on_every_ascii_byte() {
-        for field in Field::ALL_CHECKED {
+        for field in STRING_FIELDS {
             for b in 0u8..0x80 {
                 for len in [1, 4, 32, 33, 64, 65] {
                     let value = String::from(b as char).repeat(len);

@@ -22,6 +22,8 @@
 use std::borrow::Cow;
 
 use smallvec::SmallVec;
+
+use crate::swar::{self, zero_bytes, ONES};
 use std::fmt;
 
 /// The most parameters a request may carry (query string and body together); more is
@@ -166,32 +168,20 @@ struct Scan {
     value_escaped: bool,
 }
 
-/// The first `&`, `=`, `%` or `+` of `bytes` at or after `from`. Eight bytes at a time: a
-/// word's matches are found with the "has a zero byte" trick, whose lowest flagged byte is
-/// always a true match (a false flag can only sit above a true one), so the first match is
-/// exact. The usual request's names and values are a few bytes long; `memchr` for `&`, then
+/// The first `&`, `=`, `%` or `+` of `bytes` at or after `from`, eight bytes at a time. The usual request's names and values are a few bytes long; `memchr` for `&`, then
 /// for `=`, then for `%` or `+` on each side cost four calls and ten times the instructions.
-fn find_special(bytes: &[u8], mut from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zeros = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    while from + 8 <= bytes.len() {
-        let c = &bytes[from..from + 8];
-        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let found = zeros(v ^ (ONES * u64::from(b'&')))
-            | zeros(v ^ (ONES * u64::from(b'=')))
-            | zeros(v ^ (ONES * u64::from(b'%')))
-            | zeros(v ^ (ONES * u64::from(b'+')));
-        if found != 0 {
-            return Some(from + (found.trailing_zeros() / 8) as usize);
-        }
-        from += 8;
-    }
-    bytes
-        .get(from..)?
-        .iter()
-        .position(|b| matches!(b, b'&' | b'=' | b'%' | b'+'))
-        .map(|i| from + i)
+fn find_special(bytes: &[u8], from: usize) -> Option<usize> {
+    swar::first_match(
+        bytes,
+        from,
+        |v| {
+            zero_bytes(v ^ (ONES * u64::from(b'&')))
+                | zero_bytes(v ^ (ONES * u64::from(b'=')))
+                | zero_bytes(v ^ (ONES * u64::from(b'%')))
+                | zero_bytes(v ^ (ONES * u64::from(b'+')))
+        },
+        |b| matches!(b, b'&' | b'=' | b'%' | b'+'),
+    )
 }
 
 /// Finds the end of the segment at the start of `bytes`, its first `=`, and whether its name
@@ -646,23 +636,18 @@ mod tests {
 
     #[test]
     fn find_special_is_exact_at_every_position() {
-        for len in 0..24 {
-            for at in 0..len {
-                for b in 0u8..=0xff {
-                    let mut text = vec![b'a'; len];
-                    text[at] = b;
-                    // A second special byte later must not hide or move the first.
-                    if at + 3 < len {
-                        text[at + 3] = b'&';
-                    }
-                    for from in 0..=len {
-                        let want =
-                            (from..len).find(|&i| matches!(text[i], b'&' | b'=' | b'%' | b'+'));
-                        assert_eq!(find_special(&text, from), want, "{text:?} from {from}");
-                    }
-                }
+        crate::swar::each_byte_at_each_position(|text, at| {
+            // A second special byte later must not hide or move the first.
+            if at + 3 < text.len() {
+                text[at + 3] = b'&';
             }
-        }
+            for from in 0..=text.len() {
+                let want =
+                    (from..text.len()).find(|&i| matches!(text[i], b'&' | b'=' | b'%' | b'+'));
+                assert_eq!(find_special(text, from), want, "{text:?} from {from}");
+            }
+        });
+        assert_eq!(find_special(b"", 0), None);
     }
 
     proptest::proptest! {

@@ -22,6 +22,7 @@ use std::str::FromStr;
 
 use super::error::{Envelope, RpcError};
 use crate::model::Field;
+use crate::swar;
 use crate::view::TaskFields;
 
 /// The key style of a response: they differ only in the case of the keys.
@@ -304,43 +305,9 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
 /// (the classic "has a byte less than n" / "has a zero byte" word tricks: exact as a yes/no),
 /// so a typical 20-byte field costs a few instructions rather than a table lookup a byte.
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let word = |v: u64| {
-        v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0
-            || has_zero(v ^ (ONES * u64::from(b'"')))
-            || has_zero(v ^ (ONES * u64::from(b'\\')))
-    };
-    let n = bytes.len();
-    let read8 = |at: usize| {
-        let c = &bytes[at..at + 8];
-        u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-    };
-    let read4 = |at: usize| {
-        let c = &bytes[at..at + 4];
-        u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-    };
-    // Every byte is tested at least once; testing one twice (overlapping reads) is harmless,
-    // so the tail is one more word, not a loop.
-    match n {
-        8.. => {
-            let mut at = 0;
-            while at + 8 <= n {
-                if word(read8(at)) {
-                    return true;
-                }
-                at += 8;
-            }
-            at < n && word(read8(n - 8))
-        }
-        4..=7 => word(read4(0) | read4(n - 4) << 32),
-        1..=3 => {
-            let (a, b, c) = (bytes[0], bytes[n / 2], bytes[n - 1]);
-            word(u64::from_le_bytes([a, b, c, a, a, a, a, a]))
-        }
-        0 => false,
-    }
+    swar::any_word(bytes, |v| {
+        swar::has_byte_below(v, 0x20) || swar::has_byte(v, b'"') || swar::has_byte(v, b'\\')
+    })
 }
 
 /// A fresh request id: a random UUID v4, lower-case hex, 8-4-4-4-12.
@@ -356,16 +323,16 @@ mod tests {
 
     #[test]
     fn escape_check_is_exact_at_every_position() {
-        for len in 1..24 {
-            for at in 0..len {
-                for b in 0u8..=0xff {
-                    let mut text = vec![b'a'; len];
-                    text[at] = b;
-                    let want = b < 0x20 || b == b'"' || b == b'\\';
-                    assert_eq!(needs_escape(&text), want, "byte {b:#x} at {at} of {len}");
-                }
-            }
-        }
+        crate::swar::each_byte_at_each_position(|text, at| {
+            let b = text[at];
+            let want = b < 0x20 || b == b'"' || b == b'\\';
+            assert_eq!(
+                needs_escape(text),
+                want,
+                "byte {b:#x} at {at} of {}",
+                text.len()
+            );
+        });
         assert!(!needs_escape(b""));
         assert!(!needs_escape("智能灯 ~ DEL\u{7f} é".as_bytes()));
     }
