@@ -611,14 +611,17 @@ impl Engine {
 
     /// [`Engine::upsert`] for a borrowed record.
     pub fn upsert_ref(&self, record: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
-        let mut dir = self.inner.writer.lock();
+        let dir = self.inner.writer.lock();
         // The usual event, a status change, repeats every string of the stored task: those
         // were validated when stored, so the record needs no validation (the field rules were
         // a third of an upsert's instructions). Anything else is validated first, as always.
         if let Some(done) = self.replace_in_place(&dir, record, Checked::ByEquality) {
             return done;
         }
+        // Validation needs no lock (a hostile record's long strings must not hold writers up).
+        drop(dir);
         record.validate()?;
+        let mut dir = self.inner.writer.lock();
         if let Some(done) = self.replace_in_place(&dir, record, Checked::Validated) {
             return done;
         }
