@@ -58,6 +58,17 @@ enum Checked {
     Validated,
 }
 
+/// What [`Engine::replace_in_place`] did.
+enum InPlace {
+    /// Applied, refused or found stale.
+    Done(Result<UpsertOutcome, WriteError>),
+    /// The task is not in the shard of the record's device (or the device or instance is
+    /// unknown): the general path decides.
+    NotHere,
+    /// The task is there, but a string differs from the stored one: validate, then try again.
+    Differs,
+}
+
 /// A row or device address: shard in the low `shard_bits`, index above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Loc(u32);
@@ -615,15 +626,25 @@ impl Engine {
         // The usual event, a status change, repeats every string of the stored task: those
         // were validated when stored, so the record needs no validation (the field rules were
         // a third of an upsert's instructions). Anything else is validated first, as always.
-        if let Some(done) = self.replace_in_place(&dir, record, Checked::ByEquality) {
-            return done;
-        }
+        let fast = if record.within_field_lengths() {
+            self.replace_in_place(&dir, record, Checked::ByEquality)
+        } else {
+            InPlace::NotHere
+        };
+        let known = match fast {
+            InPlace::Done(outcome) => return outcome,
+            InPlace::NotHere => false,
+            InPlace::Differs => true,
+        };
         // Validation needs no lock (a hostile record's long strings must not hold writers up).
         drop(dir);
         record.validate()?;
         let mut dir = self.inner.writer.lock();
-        if let Some(done) = self.replace_in_place(&dir, record, Checked::Validated) {
-            return done;
+        if known {
+            if let InPlace::Done(outcome) = self.replace_in_place(&dir, record, Checked::Validated)
+            {
+                return outcome;
+            }
         }
         self.check_identity(record)?;
         self.check_capacity(std::iter::once((self.shard_index(record.iot_id), 1)))?;
@@ -897,45 +918,49 @@ impl Engine {
     }
 
     /// The usual event, a known task of a known device in the same shard, under one shard
-    /// write lock: identity, staleness and the replacement. `None`: take the general path.
-    /// With [`Checked::ByEquality`] (the record not validated) it acts only when every string
-    /// of the record equals the stored task's, and is `None` otherwise, errors included.
-    /// Called with the writer lock held.
-    fn replace_in_place(
-        &self,
-        dir: &Directory,
-        rec: &RecordRef<'_>,
-        checked: Checked,
-    ) -> Option<Result<UpsertOutcome, WriteError>> {
-        let instance = self.known_instance(rec.iot_instance_id)?;
+    /// write lock: identity, staleness and the replacement. With [`Checked::ByEquality`] (the
+    /// record not validated) it acts only when every string of the record equals the stored
+    /// task's, and answers [`InPlace::Differs`] otherwise, errors included. Called with the
+    /// writer lock held.
+    fn replace_in_place(&self, dir: &Directory, rec: &RecordRef<'_>, checked: Checked) -> InPlace {
+        let Some(instance) = self.known_instance(rec.iot_instance_id) else {
+            return InPlace::NotHere;
+        };
         let target = self.shard_index(rec.iot_id);
         let hash = self.task_hash(instance, rec.task_id);
         let mut guard = self.inner.shards[target].0.write();
         // Only entries of this shard can match: others are left to the general path, which
         // locks their shards itself.
-        let &loc = dir.table.find(hash, |&loc| {
+        let Some(&loc) = dir.table.find(hash, |&loc| {
             let (shard, row) = self.unloc(loc);
             let row = RowIdx(row);
             shard == target
                 && guard.row_is_live(row)
                 && guard.row_instance(row) == instance
                 && guard.row_key(row) == rec.task_id
-        })?;
+        }) else {
+            return InPlace::NotHere;
+        };
         let row = RowIdx(self.unloc(loc).1);
         // The task's device, reached through its row rather than the iotId table (one hash
-        // probe less: an upsert's time is its cache misses). A task moving to another device
-        // is left to the general path.
-        let d = guard.row_device(row);
-        if guard.device_iot(d) != rec.iot_id {
-            return None;
-        }
+        // probe less: an upsert's time is its cache misses); a task moving to another device
+        // of this shard finds it there.
+        let row_device = guard.row_device(row);
+        let (d, same_iot) = if guard.device_iot(row_device) == rec.iot_id {
+            (row_device, true)
+        } else {
+            match guard.find_device(instance, rec.iot_id) {
+                Some(d) => (d, false),
+                None => return InPlace::NotHere,
+            }
+        };
         let same_device = guard.device_is(d, instance, rec.product_key, rec.device_name);
         let same_variant = guard.row_variant_matches(row, rec);
-        if checked == Checked::ByEquality && !(same_device && same_variant) {
-            return None;
+        if checked == Checked::ByEquality && !(same_iot && same_device && same_variant) {
+            return InPlace::Differs;
         }
         if !same_device {
-            return Some(Err(conflict(
+            return InPlace::Done(Err(conflict(
                 rec,
                 Binding::IotIdBoundTo {
                     product_key: guard.device_product_key(d).to_owned(),
@@ -945,9 +970,9 @@ impl Engine {
         }
         let stored = guard.row_modified(row);
         if stored > rec.utc_modified {
-            return Some(Ok(UpsertOutcome::Stale { stored }));
+            return InPlace::Done(Ok(UpsertOutcome::Stale { stored }));
         }
-        Some(if guard.replace_task_known(row, d, rec, same_variant) {
+        InPlace::Done(if guard.replace_task_known(row, d, rec, same_variant) {
             Ok(UpsertOutcome::Replaced)
         } else {
             Err(WriteError::CapacityExceeded)

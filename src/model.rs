@@ -781,6 +781,13 @@ pub struct RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
+    /// True when no string is longer in bytes than any field rule allows (64 characters of
+    /// up to 4 bytes): a cheap bound, checked before a record's strings are hashed under a
+    /// lock without having been validated.
+    pub(crate) fn within_field_lengths(&self) -> bool {
+        self.string_fields().iter().all(|(_, v)| v.len() <= 4 * 64)
+    }
+
     /// The string fields with their values, in field order (for validation).
     fn string_fields(&self) -> [(Field, &str); 11] {
         [
