@@ -10,7 +10,8 @@
 //!
 //! `OTA_BENCH_PROFILE=<impl> OTA_BENCH_PROFILE_QUERIES=<n>` skips criterion: it builds that one
 //! implementation and answers `n` requests in `profile_loop` (for `valgrind --tool=callgrind
-//! --toggle-collect=*profile_loop*`).
+//! --toggle-collect=*profile_loop*`) and prints the time a request. It cycles `OTA_BENCH_QUERIES`
+//! requests (100,000 unless set), as the timed runs do.
 
 use std::hint::black_box;
 
@@ -118,8 +119,14 @@ fn profile(name: &str) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
+    // The cycled mix as timed (100,000 requests): with `query_count`'s test-mode 2,000, a
+    // 1,000,000-device profile would answer from a warm cache.
+    let mix = std::env::var("OTA_BENCH_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
     let fleet = Fleet::new(devices);
-    let queries = fleet.queries(query_count());
+    let queries = fleet.queries(mix);
     let imp: Box<dyn Answer> = match name {
         OTA_INDEX => Box::new(OtaIndex(Service::new(build_engine(&fleet)))),
         NAIVE => Box::new(NaiveStore::from_fleet(&fleet)),
@@ -128,8 +135,13 @@ fn profile(name: &str) {
         other => panic!("OTA_BENCH_PROFILE={other:?}: not an implementation"),
     };
     eprintln!("[bench] profile: {name} built, answering {n} requests");
+    let start = std::time::Instant::now();
     let bytes = profile_loop(imp.as_ref(), &queries, n);
-    eprintln!("[bench] profiled {name}: {n} requests, {bytes} response bytes");
+    let elapsed = start.elapsed();
+    eprintln!(
+        "[bench] profiled {name}: {n} requests ({mix} distinct), {bytes} response bytes, {:.1} ns a request",
+        elapsed.as_nanos() as f64 / n.max(1) as f64
+    );
 }
 
 fn main() {

@@ -379,6 +379,7 @@ impl Engine {
             },
         };
         guard.collect_unfinished(device, module, query.effective_statuses(), &mut answer.rows);
+        guard.touch(&answer.rows);
         answer.guard = Some(guard);
         Ok(answer)
     }

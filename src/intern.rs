@@ -48,6 +48,11 @@ impl Interner {
         self.bytes.get(SlabRef(sym.0))
     }
 
+    /// See [`ByteSlab::first_byte`].
+    pub(crate) fn first_byte(&self, sym: Sym) -> u8 {
+        self.bytes.first_byte(SlabRef(sym.0))
+    }
+
     pub(crate) fn lookup(&self, text: &str) -> Option<Sym> {
         let hash = self.hasher.hash_one(text);
         self.table
@@ -206,6 +211,12 @@ impl ByteSlab {
                 None => (start, 0),
             },
         }
+    }
+
+    /// The first byte stored at `r` (its length byte): a cheap load that brings the entry in.
+    #[inline]
+    pub(crate) fn first_byte(&self, r: SlabRef) -> u8 {
+        self.text.as_bytes().get(r.0 as usize).copied().unwrap_or(0)
     }
 
     #[inline]
