@@ -30,7 +30,7 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use smallvec::SmallVec;
 
-use crate::intern::table_bytes;
+use crate::intern::{table_bytes, ByteSlab};
 use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
 use crate::query::{DeviceRef, Query, QueryError};
 use crate::store::{DeviceIdx, InstanceId, RowIdx, Shard};
@@ -688,10 +688,11 @@ impl Engine {
                 .map_err(|e| (i, e))?;
             let g = &mut per_shard[self.shard_index(r.iot_id)];
             g.rows += 1;
-            g.key_bytes += r.task_id.len() + 1;
+            g.key_bytes += ByteSlab::entry_bytes(r.task_id.len());
             if new_device {
                 g.devices += 1;
-                g.device_bytes += r.iot_id.len() + r.device_name.len() + 2;
+                g.device_bytes += ByteSlab::entry_bytes(r.iot_id.len())
+                    + ByteSlab::entry_bytes(r.device_name.len());
             }
         }
         drop(overlay);
@@ -1319,5 +1320,9 @@ impl TaskFields for TaskView<'_> {
     }
     fn iot_instance_id(&self) -> &str {
         TaskView::iot_instance_id(self)
+    }
+    /// Plainness comes from each stored string's header (set when it was stored).
+    fn json_strings(&self) -> [(&str, bool); 10] {
+        self.shard.row_json_strings(self.row)
     }
 }

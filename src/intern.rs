@@ -48,6 +48,11 @@ impl Interner {
         self.bytes.get(SlabRef(sym.0))
     }
 
+    /// See [`ByteSlab::get_plain`].
+    pub(crate) fn get_plain(&self, sym: Sym) -> (&str, bool) {
+        self.bytes.get_plain(SlabRef(sym.0))
+    }
+
     /// See [`ByteSlab::first_byte`].
     pub(crate) fn first_byte(&self, sym: Sym) -> u8 {
         self.bytes.first_byte(SlabRef(sym.0))
@@ -161,10 +166,15 @@ pub(crate) fn table_bytes<T>(table: &HashTable<T>) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct SlabRef(pub(crate) u32);
 
-/// Strings packed into one `String` as `[len][text]`, the length written as one `char` (one
-/// byte below 128), with a free list per length so that a removed task's id is reused by the
-/// next id of the same length (task ids of one platform have near-constant length, so reuse
-/// is near-perfect and the buffer stays bounded under endless churn).
+/// Strings packed into one `String` as `[header][text]`, with a free list per length so that
+/// a removed task's id is reused by the next id of the same length (task ids of one platform
+/// have near-constant length, so reuse is near-perfect and the buffer stays bounded under
+/// endless churn).
+///
+/// The header is one `char`: for a text under 64 bytes one byte, its length, plus
+/// [`PLAIN`] when no byte of the text needs escaping in JSON (so the response writer skips
+/// its escape check for nearly every stored string at no cost in memory); for a longer text
+/// the char `len + 64` (two or three bytes, never flagged plain).
 ///
 /// Keeping the buffer a `String` makes every read a bounds-checked slice with no UTF-8
 /// validation (reads happen for every field of every answer; validating them cost more than
@@ -177,19 +187,51 @@ pub(crate) struct ByteSlab {
     free: Vec<Vec<u32>>,
 }
 
-/// Longest string a slab stores: lengths are written as a `char`, which excludes the
+/// The header flag of a short text that JSON writes as is (see [`ByteSlab`]).
+const PLAIN: u8 = 0x40;
+/// Texts of this many bytes or more have a multi-byte header.
+const SHORT: usize = 0x40;
+/// Longest string a slab stores: the header `len + 64` is a `char`, which excludes the
 /// surrogate range (the longest field is 64 characters of up to 4 bytes).
-const SLAB_MAX: usize = 0xD7FF;
+const SLAB_MAX: usize = 0xD7FF - SHORT;
 
 impl ByteSlab {
+    /// The header written before `text`.
+    fn header(text: &str) -> Option<char> {
+        let len = text.len();
+        if len < SHORT {
+            let plain = !crate::swar::needs_json_escape(text.as_bytes());
+            return Some(char::from(len as u8 | if plain { PLAIN } else { 0 }));
+        }
+        if len > SLAB_MAX {
+            return None;
+        }
+        char::from_u32(u32::try_from(len + SHORT).ok()?)
+    }
+
+    /// Bytes an entry of a `len`-byte text takes (header included).
+    pub(crate) fn entry_bytes(len: usize) -> usize {
+        len + match len {
+            0..SHORT => 1,
+            _ => u32::try_from(len + SHORT)
+                .ok()
+                .and_then(char::from_u32)
+                .map_or(4, char::len_utf8),
+        }
+    }
+
     /// Stores `text`; `None` when it is longer than [`SLAB_MAX`] bytes or the buffer would pass
     /// 4 GiB.
     pub(crate) fn alloc(&mut self, text: &str) -> Option<SlabRef> {
         let len = text.len();
-        let header = char::from_u32(u32::try_from(len).ok()?).filter(|_| len <= SLAB_MAX)?;
+        let header = Self::header(text)?;
         if let Some(off) = self.free.get_mut(len).and_then(Vec::pop) {
-            let start = off as usize + header.len_utf8();
-            self.text.replace_range(start..start + len, text);
+            // Same length, same header width: the header is rewritten (plainness may differ).
+            let start = off as usize;
+            let text_start = start + header.len_utf8();
+            self.text
+                .replace_range(start..text_start, header.encode_utf8(&mut [0; 4]));
+            self.text.replace_range(text_start..text_start + len, text);
             return Some(SlabRef(off));
         }
         let off = u32::try_from(self.text.len()).ok()?;
@@ -201,19 +243,24 @@ impl ByteSlab {
         Some(SlabRef(off))
     }
 
+    /// Where the text at `r` starts, its length, and whether it is plain.
     #[inline]
-    fn span(&self, r: SlabRef) -> (usize, usize) {
+    fn span(&self, r: SlabRef) -> (usize, usize, bool) {
         let start = r.0 as usize;
         match self.text.as_bytes().get(start) {
-            Some(&b) if b < 0x80 => (start + 1, b as usize),
+            Some(&b) if b < 0x80 => (start + 1, usize::from(b & !PLAIN), b & PLAIN != 0),
             _ => match self.text.get(start..).and_then(|t| t.chars().next()) {
-                Some(c) => (start + c.len_utf8(), c as usize),
-                None => (start, 0),
+                Some(c) => (
+                    start + c.len_utf8(),
+                    (c as usize).saturating_sub(SHORT),
+                    false,
+                ),
+                None => (start, 0, false),
             },
         }
     }
 
-    /// The first byte stored at `r` (its length byte): a cheap load that brings the entry in.
+    /// The first byte stored at `r` (its header): a cheap load that brings the entry in.
     #[inline]
     pub(crate) fn first_byte(&self, r: SlabRef) -> u8 {
         self.text.as_bytes().get(r.0 as usize).copied().unwrap_or(0)
@@ -221,13 +268,19 @@ impl ByteSlab {
 
     #[inline]
     pub(crate) fn get(&self, r: SlabRef) -> &str {
-        let (start, len) = self.span(r);
+        self.get_plain(r).0
+    }
+
+    /// The text at `r`, and `true` when it holds no byte that JSON escapes.
+    #[inline]
+    pub(crate) fn get_plain(&self, r: SlabRef) -> (&str, bool) {
+        let (start, len, plain) = self.span(r);
         // Entries are written whole at char boundaries, so the slice always exists.
-        self.text.get(start..start + len).unwrap_or("")
+        (self.text.get(start..start + len).unwrap_or(""), plain)
     }
 
     pub(crate) fn free(&mut self, r: SlabRef) {
-        let (_, len) = self.span(r);
+        let (_, len, _) = self.span(r);
         if self.free.len() <= len {
             self.free.resize_with(len + 1, Vec::new);
         }
@@ -284,6 +337,41 @@ mod tests {
     }
 
     #[test]
+    fn slab_headers_flag_plain_text_and_size_entries_exactly() {
+        let mut s = ByteSlab::default();
+        for (text, plain) in [
+            ("", true),
+            ("task-0001", true),
+            ("a\"b", false),
+            ("a\\b", false),
+            ("tab\there", false),
+            ("智能灯 DEL\u{7f}", true),
+        ] {
+            let before = s.len();
+            let r = s.alloc(text).unwrap();
+            assert_eq!(s.get_plain(r), (text, plain), "{text:?}");
+            assert_eq!(s.len() - before, ByteSlab::entry_bytes(text.len()));
+        }
+        crate::swar::each_byte_at_each_position(|text, at| {
+            let Ok(text) = std::str::from_utf8(text) else {
+                return;
+            };
+            let b = text.as_bytes()[at];
+            let r = s.alloc(text).unwrap();
+            let want = !(b < 0x20 || b == b'"' || b == b'\\');
+            assert_eq!(s.get_plain(r), (text, want), "byte at {at}");
+        });
+        // 64 bytes and more: a longer header, never flagged (the writer checks them).
+        for len in [SHORT - 1, SHORT, 127, 128, 2000, SLAB_MAX] {
+            let text = "z".repeat(len);
+            let before = s.len();
+            let r = s.alloc(&text).unwrap();
+            assert_eq!(s.get_plain(r), (text.as_str(), len < SHORT), "{len}");
+            assert_eq!(s.len() - before, ByteSlab::entry_bytes(len), "{len}");
+        }
+    }
+
+    #[test]
     fn slab_reuses_entries_of_the_same_length() {
         let mut s = ByteSlab::default();
         let a = s.alloc("task-0001").unwrap();
@@ -301,8 +389,8 @@ mod tests {
         assert_eq!(s.get(r), long);
         s.free(r);
         assert_eq!(s.alloc(&"ü".repeat(128)), Some(r));
-        assert!(s.alloc(&"x".repeat(0xD800)).is_none());
-        let big = "y".repeat(0xD7FF);
+        assert!(s.alloc(&"x".repeat(SLAB_MAX + 1)).is_none());
+        let big = "y".repeat(SLAB_MAX);
         let r = s.alloc(&big).unwrap();
         assert_eq!(s.get(r), big);
         let empty = s.alloc("").unwrap();

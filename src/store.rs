@@ -303,6 +303,25 @@ impl Shard {
         &self.variants[self.rows[r.idx()].variant().idx()].variant
     }
 
+    /// The row's ten strings in [`crate::JSON_STRING_ORDER`], each with its plain flag.
+    pub(crate) fn row_json_strings(&self, r: RowIdx) -> [(&str, bool); 10] {
+        let row = &self.rows[r.idx()];
+        let dev = &self.devices[row.device.idx()];
+        let v = &self.variants[row.variant().idx()].variant;
+        [
+            self.dict.get_plain(v.dest),
+            self.device_strs.get_plain(dev.name),
+            self.dict.get_plain(v.firmware),
+            self.device_strs.get_plain(dev.iot),
+            self.dict.get_plain(v.job),
+            self.dict.get_plain(v.module),
+            self.dict.get_plain(dev.product_key),
+            self.dict.get_plain(v.product_name),
+            self.dict.get_plain(v.src),
+            self.keys.get_plain(row.key),
+        ]
+    }
+
     pub(crate) fn row_status(&self, r: RowIdx) -> TaskStatus {
         TaskStatus::from_u8(self.rows[r.idx()].status()).unwrap_or(TaskStatus::Canceled)
     }

@@ -42,6 +42,16 @@ pub(crate) fn word_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
 }
 
+/// True when a byte of `bytes` is one JSON must escape: a control character, `"` or `\\`.
+/// Eight bytes at a time, so a typical 20-byte field costs a few instructions rather than a
+/// table lookup a byte.
+#[inline]
+pub(crate) fn needs_json_escape(bytes: &[u8]) -> bool {
+    any_word(bytes, |v| {
+        has_byte_below(v, 0x20) || has_byte(v, b'"') || has_byte(v, b'\\')
+    })
+}
+
 /// True when `flagged` holds for some word of `bytes`, for a byte test `flagged` (one that
 /// is true exactly when some byte of the word passes it). Every byte is in at least one word
 /// and only bytes of `bytes` are: the tail is one overlapping word, and a string shorter than

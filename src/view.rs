@@ -1,6 +1,21 @@
 //! Read access to one task's fields, whatever holds them.
 
-use crate::model::{RecordRef, TaskRecord, TaskStatus, Timestamp};
+use crate::model::{Field, RecordRef, TaskRecord, TaskStatus, Timestamp};
+
+/// The string fields in the order of [`TaskFields::json_strings`] (the response's key order,
+/// without the status and the timestamps).
+pub const JSON_STRING_ORDER: [Field; 10] = [
+    Field::DestVersion,
+    Field::DeviceName,
+    Field::FirmwareId,
+    Field::IotId,
+    Field::JobId,
+    Field::ModuleName,
+    Field::ProductKey,
+    Field::ProductName,
+    Field::SrcVersion,
+    Field::TaskId,
+];
 
 /// The thirteen fields of a task, borrowed. Implemented by the engine's zero-copy
 /// [`TaskView`](crate::TaskView) and by the owned and borrowed records, so that the response
@@ -34,6 +49,46 @@ pub trait TaskFields {
     fn utc_modified(&self) -> Timestamp;
     /// The instance (`""` for the default one).
     fn iot_instance_id(&self) -> &str;
+
+    /// The ten string fields in the order the response writes them ([`JSON_STRING_ORDER`]),
+    /// each paired with `true` when the implementation knows the value holds no byte JSON
+    /// escapes (a control character, `"` or `\\`): the response writer then copies it without
+    /// looking. The default pairs every value with `false` (each is checked). An override must
+    /// never say `true` of a value that needs escaping: the response would not be JSON.
+    ///
+    /// ```
+    /// use ota_index::fleet::Fleet;
+    /// use ota_index::{Engine, Query, TaskFields, JSON_STRING_ORDER};
+    ///
+    /// let fleet = Fleet::new(1);
+    /// let record = &fleet.device_tasks(0)[0];
+    /// // An owned record knows nothing: every value is checked.
+    /// assert!(record.json_strings().iter().all(|&(_, plain)| !plain));
+    ///
+    /// // The engine knows, for each stored string, from when it was stored.
+    /// let engine = Engine::new();
+    /// engine.upsert(record)?;
+    /// let answer = engine.unfinished(&Query::by_iot_id(&record.iot_id))?;
+    /// if let Some(task) = answer.iter().next() {
+    ///     let strings = task.json_strings();
+    ///     assert_eq!(strings[JSON_STRING_ORDER.len() - 1], (record.task_id.as_str(), true));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn json_strings(&self) -> [(&str, bool); 10] {
+        [
+            (self.dest_version(), false),
+            (self.device_name(), false),
+            (self.firmware_id(), false),
+            (self.iot_id(), false),
+            (self.job_id(), false),
+            (self.module_name(), false),
+            (self.product_key(), false),
+            (self.product_name(), false),
+            (self.src_version(), false),
+            (self.task_id(), false),
+        ]
+    }
 
     /// An owned copy of the task.
     fn to_record(&self) -> TaskRecord {
@@ -150,5 +205,8 @@ impl<T: TaskFields + ?Sized> TaskFields for &T {
     }
     fn iot_instance_id(&self) -> &str {
         (**self).iot_instance_id()
+    }
+    fn json_strings(&self) -> [(&str, bool); 10] {
+        (**self).json_strings()
     }
 }

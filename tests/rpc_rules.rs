@@ -527,3 +527,105 @@ fn typed_api_agrees_with_the_wire_on_empty_values() {
         .unwrap_err();
     assert_eq!(err.field(), Some(ota_index::Field::ModuleName));
 }
+
+/// A record of device `iot` whose escapable string fields all hold `text` (fields whose rules
+/// forbid `"` and `\` keep a plain value).
+fn record_with(task_id: &str, iot: &str, text: &str) -> ota_index::TaskRecord {
+    ota_index::TaskRecord {
+        task_id: task_id.into(),
+        job_id: text.into(),
+        firmware_id: text.into(),
+        iot_id: iot.into(),
+        product_key: text.into(),
+        product_name: product_name(text),
+        device_name: "lamp-1".into(),
+        module_name: "ble".into(),
+        src_version: text.into(),
+        dest_version: text.into(),
+        status: ota_index::TaskStatus::Notified,
+        utc_create: ota_index::Timestamp::from_millis(1_000),
+        utc_modified: ota_index::Timestamp::from_millis(2_000),
+        iot_instance_id: String::new(),
+    }
+}
+
+/// A product name of `text` (ASCII) with a non-ASCII character, within 64 characters.
+fn product_name(text: &str) -> String {
+    format!("é{}", &text[..text.len().min(63)])
+}
+
+/// The answer's one task, as its strings (asserting there is exactly one).
+fn only_task(service: &Service, iot: &str) -> serde_json::Map<String, Value> {
+    let (status, answer) = get(service, &format!("{A}&IotId={iot}"));
+    assert_eq!(status, 200, "{answer}");
+    let tasks = answer["data"]["simpleOTATaskInfo"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{answer}");
+    tasks[0].as_object().unwrap().clone()
+}
+
+/// Stored strings are flagged "needs no escaping" when stored, and the writer copies flagged
+/// ones without looking: every value holding a byte JSON escapes (`"`, `\`), at every field
+/// whose rule allows one, short and at the 64-byte limit, must still come back as the same
+/// string through a JSON parser, including when a freed entry of the same length is reused by
+/// a string that needs escaping.
+#[test]
+fn stored_strings_that_json_escapes_are_escaped_in_answers() {
+    let engine = Engine::new();
+    let long_quote = format!("{}\"", "q".repeat(63)); // 64 bytes: the long header
+    let long_plain = "p".repeat(64);
+    let short_plain = "s".repeat(63); // the longest short header
+    let cases = [
+        "a\"b",
+        "c\\d",
+        "\"",
+        "\\\\\"\"",
+        &long_quote,
+        &long_plain,
+        &short_plain,
+        "plain-value",
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let iot = format!("iot-{i}");
+        // The task id too: visible ASCII, so quotes and backslashes are allowed.
+        let task_id = format!("{text}{i}");
+        let task_id = &task_id[task_id.len().saturating_sub(64)..];
+        engine
+            .upsert(&record_with(task_id, &iot, text))
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    }
+    let service = Service::new(engine);
+    for (i, text) in cases.iter().enumerate() {
+        let task = only_task(&service, &format!("iot-{i}"));
+        for key in [
+            "jobId",
+            "firmwareId",
+            "productKey",
+            "srcVersion",
+            "destVersion",
+        ] {
+            assert_eq!(task[key], **text, "{key} of case {i}");
+        }
+        assert_eq!(task["productName"], product_name(text));
+        let task_id = format!("{text}{i}");
+        assert_eq!(task["taskId"], task_id[task_id.len().saturating_sub(64)..]);
+    }
+
+    // Reuse: a removed task's id entry (and its strings' entries) go back to the free lists by
+    // length; the next strings of those lengths need escaping (another device: devices are
+    // permanent, and their strings stay). One shard, so that both tasks share its slabs.
+    let service = Service::new(Engine::with_shards(1));
+    let engine = service.engine();
+    engine
+        .upsert(&record_with("plain-01", "iot-r", "jobplain"))
+        .unwrap();
+    assert_eq!(only_task(&service, "iot-r")["taskId"], "plain-01");
+    assert!(engine.remove("", "plain-01").unwrap());
+    engine
+        .upsert(&record_with("quo\"te01", "iot-s", "job\\lain"))
+        .unwrap();
+    let task = only_task(&service, "iot-s");
+    assert_eq!(task["taskId"], "quo\"te01");
+    assert_eq!(task["jobId"], "job\\lain");
+    assert_eq!(task["destVersion"], "job\\lain");
+    engine.internal_validate().unwrap();
+}

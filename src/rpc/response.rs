@@ -209,22 +209,17 @@ fn write_task<T: TaskFields + ?Sized>(out: &mut Vec<u8>, case: KeyCase, task: &T
         KeyCase::Camel => &CAMEL_TASK_KEYS,
         KeyCase::Pascal => &PASCAL_TASK_KEYS,
     };
-    let values = [
-        task.dest_version(),
-        task.device_name(),
-        task.firmware_id(),
-        task.iot_id(),
-        task.job_id(),
-        task.module_name(),
-        task.product_key(),
-        task.product_name(),
-        task.src_version(),
-        task.task_id(),
-    ];
-    out.reserve(160 + values.iter().map(|v| v.len()).sum::<usize>());
-    for (key, value) in keys.iter().zip(values) {
+    let values = task.json_strings();
+    out.reserve(160 + values.iter().map(|(v, _)| v.len()).sum::<usize>());
+    for (key, (value, plain)) in keys.iter().zip(values) {
         out.extend_from_slice(key);
-        write_json_string(out, value);
+        if plain {
+            out.push(b'"');
+            out.extend_from_slice(value.as_bytes());
+            out.push(b'"');
+        } else {
+            write_json_string(out, value);
+        }
     }
     out.extend_from_slice(keys[10]);
     out.extend_from_slice(task.status().as_str().as_bytes());
@@ -270,7 +265,7 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     // Fast path: no byte needs escaping (the rule for stored task fields).
-    if !needs_escape(bytes) {
+    if !swar::needs_json_escape(bytes) {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
@@ -301,15 +296,6 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// True when a byte of `bytes` is a control character, `"` or `\\`. Eight bytes at a time
-/// (the classic "has a byte less than n" / "has a zero byte" word tricks: exact as a yes/no),
-/// so a typical 20-byte field costs a few instructions rather than a table lookup a byte.
-fn needs_escape(bytes: &[u8]) -> bool {
-    swar::any_word(bytes, |v| {
-        swar::has_byte_below(v, 0x20) || swar::has_byte(v, b'"') || swar::has_byte(v, b'\\')
-    })
-}
-
 /// A fresh request id: a random UUID v4, lower-case hex, 8-4-4-4-12.
 pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
@@ -327,14 +313,14 @@ mod tests {
             let b = text[at];
             let want = b < 0x20 || b == b'"' || b == b'\\';
             assert_eq!(
-                needs_escape(text),
+                swar::needs_json_escape(text),
                 want,
                 "byte {b:#x} at {at} of {}",
                 text.len()
             );
         });
-        assert!(!needs_escape(b""));
-        assert!(!needs_escape("智能灯 ~ DEL\u{7f} é".as_bytes()));
+        assert!(!swar::needs_json_escape(b""));
+        assert!(!swar::needs_json_escape("智能灯 ~ DEL\u{7f} é".as_bytes()));
     }
 
     /// Lines of `expected.camel.jsonl` (spec/examples), by line number.
