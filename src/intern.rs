@@ -53,9 +53,9 @@ impl Interner {
         self.bytes.get_plain(SlabRef(sym.0))
     }
 
-    /// See [`ByteSlab::first_byte`].
-    pub(crate) fn first_byte(&self, sym: Sym) -> u8 {
-        self.bytes.first_byte(SlabRef(sym.0))
+    /// See [`ByteSlab::touch`].
+    pub(crate) fn touch(&self, sym: Sym) -> u8 {
+        self.bytes.touch(SlabRef(sym.0))
     }
 
     pub(crate) fn lookup(&self, text: &str) -> Option<Sym> {
@@ -260,10 +260,14 @@ impl ByteSlab {
         }
     }
 
-    /// The first byte stored at `r` (its header): a cheap load that brings the entry in.
+    /// Reads the first and the last byte of the entry at `r`: cheap loads that bring in the
+    /// cache lines a read of it will touch. Returns them xor-ed (for `black_box`).
     #[inline]
-    pub(crate) fn first_byte(&self, r: SlabRef) -> u8 {
-        self.text.as_bytes().get(r.0 as usize).copied().unwrap_or(0)
+    pub(crate) fn touch(&self, r: SlabRef) -> u8 {
+        let (start, len, _) = self.span(r);
+        let bytes = self.text.as_bytes();
+        let last = bytes.get(start + len.saturating_sub(1)).copied().unwrap_or(0);
+        bytes.get(r.0 as usize).copied().unwrap_or(0) ^ last
     }
 
     #[inline]

@@ -715,16 +715,19 @@ impl Shard {
     /// the variant's strings), in one short loop: the cache misses of all the answer's tasks
     /// then overlap instead of arriving one field and one task at a time.
     pub(crate) fn touch(&self, rows: &[RowIdx]) {
-        let mut acc = 0u32;
+        let mut acc = 0u8;
         for &r in rows {
             let Some(row) = self.rows.get(r.idx()) else {
                 continue;
             };
-            acc ^= u32::from(self.keys.first_byte(row.key));
+            acc ^= self.keys.touch(row.key);
+            if let Some(dev) = self.devices.get(row.device.idx()) {
+                acc ^= self.device_strs.touch(dev.name);
+            }
             if let Some(slot) = self.variants.get(row.variant().idx()) {
                 let v = &slot.variant;
                 for sym in [v.job, v.firmware, v.product_name, v.module, v.src, v.dest] {
-                    acc ^= u32::from(self.dict.first_byte(sym));
+                    acc ^= self.dict.touch(sym);
                 }
             }
         }
