@@ -266,7 +266,10 @@ impl ByteSlab {
     pub(crate) fn touch(&self, r: SlabRef) -> u8 {
         let (start, len, _) = self.span(r);
         let bytes = self.text.as_bytes();
-        let last = bytes.get(start + len.saturating_sub(1)).copied().unwrap_or(0);
+        let last = bytes
+            .get(start + len.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
         bytes.get(r.0 as usize).copied().unwrap_or(0) ^ last
     }
 

@@ -711,9 +711,9 @@ impl Shard {
         Plan::Probe
     }
 
-    /// Reads the first byte of everything serializing `rows` will read (row, task id, variant,
-    /// the variant's strings), in one short loop: the cache misses of all the answer's tasks
-    /// then overlap instead of arriving one field and one task at a time.
+    /// Reads the first and last byte of everything serializing `rows` will read (row, task
+    /// id, device name, the variant and its strings), in one short loop: the cache misses of
+    /// these tasks then overlap instead of arriving one field and one task at a time.
     pub(crate) fn touch(&self, rows: &[RowIdx]) {
         let mut acc = 0u8;
         for &r in rows {
