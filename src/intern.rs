@@ -43,17 +43,19 @@ impl Interner {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, sym: Sym) -> &str {
         self.bytes.get(SlabRef(sym.0))
     }
 
     /// See [`ByteSlab::get_plain`].
+    #[inline(always)]
     pub(crate) fn get_plain(&self, sym: Sym) -> (&str, bool) {
         self.bytes.get_plain(SlabRef(sym.0))
     }
 
     /// See [`ByteSlab::touch`].
+    #[inline(always)]
     pub(crate) fn touch(&self, sym: Sym) -> u8 {
         self.bytes.touch(SlabRef(sym.0))
     }
