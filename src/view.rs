@@ -2,20 +2,18 @@
 
 use crate::model::{Field, RecordRef, TaskRecord, TaskStatus, Timestamp};
 
-/// The string fields in the order of [`TaskFields::json_strings`] (the response's key order,
-/// without the status and the timestamps).
-pub const JSON_STRING_ORDER: [Field; 10] = [
-    Field::DestVersion,
-    Field::DeviceName,
-    Field::FirmwareId,
-    Field::IotId,
-    Field::JobId,
-    Field::ModuleName,
-    Field::ProductKey,
-    Field::ProductName,
-    Field::SrcVersion,
-    Field::TaskId,
-];
+/// The string fields in the order of [`TaskFields::json_strings`]: the response's key order
+/// ([`Field::ALL`]) up to the status, timestamps and instance.
+pub const JSON_STRING_ORDER: [Field; 10] = {
+    // The response order is `Field::ALL`'s; its first ten are the strings.
+    let mut order = [Field::TaskId; 10];
+    let mut i = 0;
+    while i < order.len() {
+        order[i] = Field::ALL[i];
+        i += 1;
+    }
+    order
+};
 
 /// The thirteen fields of a task, borrowed. Implemented by the engine's zero-copy
 /// [`TaskView`](crate::TaskView) and by the owned and borrowed records, so that the response
@@ -208,5 +206,47 @@ impl<T: TaskFields + ?Sized> TaskFields for &T {
     }
     fn json_strings(&self) -> [(&str, bool); 10] {
         (**self).json_strings()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, Query};
+
+    /// `json_strings` lists the fields in `JSON_STRING_ORDER`, for the default implementation
+    /// and for the engine's override (whose plain flags are all set for a plain record).
+    #[test]
+    fn json_strings_follow_the_declared_order() {
+        let record = crate::fleet::Fleet::new(3).device_tasks(1)[0].clone();
+        let value = |field: Field| match field {
+            Field::DestVersion => record.dest_version.as_str(),
+            Field::DeviceName => &record.device_name,
+            Field::FirmwareId => &record.firmware_id,
+            Field::IotId => &record.iot_id,
+            Field::JobId => &record.job_id,
+            Field::ModuleName => &record.module_name,
+            Field::ProductKey => &record.product_key,
+            Field::ProductName => &record.product_name,
+            Field::SrcVersion => &record.src_version,
+            Field::TaskId => &record.task_id,
+            other => panic!("{other:?} is not a string field"),
+        };
+        let expected: Vec<&str> = JSON_STRING_ORDER.iter().map(|&f| value(f)).collect();
+        let owned = record.json_strings();
+        assert_eq!(owned.map(|(v, _)| v).to_vec(), expected);
+        assert!(owned.iter().all(|&(_, plain)| !plain));
+
+        let mut record = record.clone();
+        record.status = TaskStatus::Queued; // unfinished, so the query returns it
+        let engine = Engine::new();
+        engine.upsert(&record).unwrap();
+        let answer = engine
+            .unfinished(&Query::by_iot_id(&record.iot_id))
+            .unwrap();
+        let view = answer.iter().next().expect("the task is unfinished");
+        let stored = view.json_strings();
+        assert_eq!(stored.map(|(v, _)| v).to_vec(), expected);
+        assert!(stored.iter().all(|&(_, plain)| plain), "{stored:?}");
     }
 }
