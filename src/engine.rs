@@ -349,7 +349,9 @@ impl Engine {
     /// (`utcCreate` ascending, then `taskId` bytes), as borrowed views.
     ///
     /// The answer holds a read lock on the device's shard until dropped: serialize it and let
-    /// it go (writers to that shard wait meanwhile).
+    /// it go (writers to that shard wait meanwhile). Before returning, it starts loading the
+    /// fields of the answer's first few tasks (they are about to be read), so that their cache
+    /// misses overlap.
     pub fn unfinished<'a>(&'a self, query: &Query<'a>) -> Result<Unfinished<'a>, QueryError> {
         query.validate()?;
         self.unfinished_checked(query)
