@@ -1,8 +1,10 @@
-//! Bulk load from JSON Lines (contract section 2), parsed with simd-json, all or nothing.
+//! Bulk load from JSON Lines (contract section 2), all or nothing.
 //!
-//! Each line is parsed into simd-json's tape (buffers reused across lines); its string fields
-//! are copied into one staging buffer and the line becomes a fixed-size `Staged` record.
-//! Once every line has parsed and passed the field rules, the batch goes to
+//! A line that is a flat object of plain strings (no escapes: what exports and the fleet
+//! generator write) is read in place by a small scanner, and its values stay in the input;
+//! any other line is parsed with simd-json (buffers reused across lines) and its values are
+//! decoded into one staging buffer. Either way the line becomes a fixed-size `Staged` record
+//! once its fields pass their rules. Once every line has, the batch goes to
 //! [`Engine::write_batch`]'s path, which checks identities against the store and the batch
 //! itself before applying anything. Any error leaves the store as it was.
 
@@ -10,6 +12,7 @@ use std::fmt;
 use std::path::Path;
 
 use simd_json::{Buffers, Node, Tape};
+use smallvec::SmallVec;
 
 use crate::engine::{Engine, WriteError, WriteSummary};
 use crate::model::{Field, FieldError, RecordRef, TaskStatus, Timestamp, Violation, STRING_FIELDS};
@@ -101,14 +104,20 @@ pub struct LoadReport {
     pub summary: WriteSummary,
 }
 
-/// A span of the staging buffer.
+/// Where one staged string is: in the input itself (a value with no escapes, the usual case)
+/// or in the staging buffer (a value decoded by simd-json).
 #[derive(Clone, Copy, Default)]
 struct Span {
     start: u32,
+    /// The length, with [`DECODED`] set for a span of the staging buffer.
     len: u32,
 }
 
-/// One parsed line, its strings in the staging buffer.
+/// [`Span::len`]'s flag for a string kept in the staging buffer (lines are at most
+/// [`MAX_LINE_BYTES`] long, so lengths never reach this bit).
+const DECODED: u32 = 1 << 31;
+
+/// One parsed line, its strings in the input or the staging buffer.
 struct Staged {
     strings: [Span; 11],
     status: TaskStatus,
@@ -117,9 +126,21 @@ struct Staged {
     line: u32,
 }
 
+/// A line's value of each field (by [`field_slot`]), as read from the line.
+type Values<'v> = [Option<&'v str>; Field::ALL.len()];
+
 /// Parses JSON Lines into staged records; shared by [`Engine::load_jsonl`] and the fuzz
 /// targets.
-struct Stager {
+///
+/// Two parsers, one result. A line that is a flat object of string keys and string values
+/// with no escapes (what the platform's exports and the fleet generator write) is read by
+/// [`scan_flat`], and its values stay where they are in the input. Any other line (escapes,
+/// numbers, nested values, malformed JSON) goes through simd-json's tape, and its values are
+/// decoded into the staging buffer. Both feed the same field table and the same checks.
+struct Stager<'a> {
+    /// The input's longest valid UTF-8 prefix (the whole input, unless it is malformed):
+    /// [`scan_flat`] reads only lines inside it.
+    input: &'a str,
     bytes: String,
     records: Vec<Staged>,
     buffers: Buffers,
@@ -127,12 +148,17 @@ struct Stager {
     tape: Option<Tape<'static>>,
 }
 
-impl Stager {
-    fn new(input_len: usize) -> Stager {
+impl<'a> Stager<'a> {
+    fn new(input: &'a [u8]) -> Stager<'a> {
+        let input = match simdutf8::compat::from_utf8(input) {
+            Ok(text) => text,
+            // Lines from the first invalid byte on are left to simd-json, which reports them.
+            Err(e) => std::str::from_utf8(&input[..e.valid_up_to()]).unwrap_or(""),
+        };
         Stager {
-            // Field bytes are about two thirds of a record line.
-            bytes: String::with_capacity(input_len / 3 * 2),
-            records: Vec::with_capacity(input_len / 256),
+            input,
+            bytes: String::new(),
+            records: Vec::with_capacity(input.len() / 256),
             buffers: Buffers::new(1024),
             scratch: Vec::with_capacity(1024),
             tape: Some(Tape::null().reset()),
@@ -143,7 +169,13 @@ impl Stager {
         let r = &self.records[i];
         let s = |k: usize| {
             let span = r.strings[k];
-            &self.bytes[span.start as usize..(span.start + span.len) as usize]
+            let len = span.len & !DECODED;
+            let text = if span.len & DECODED == 0 {
+                self.input
+            } else {
+                &self.bytes
+            };
+            &text[span.start as usize..(span.start + len) as usize]
         };
         RecordRef {
             task_id: s(0),
@@ -180,6 +212,7 @@ impl Stager {
         while start <= input.len() {
             let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
             let line = &input[start..end];
+            let line_start = start;
             start = end + 1;
             number += 1;
             if line.iter().all(|b| b.is_ascii_whitespace()) {
@@ -191,10 +224,48 @@ impl Stager {
                     kind: LoadErrorKind::LineTooLong { bytes: line.len() },
                 });
             }
-            self.stage_line(line, number)
-                .map_err(|kind| LoadError { line: number, kind })?;
+            let staged = match self.input.get(line_start..end) {
+                Some(text) => self.stage_flat(text, line_start, number),
+                None => None,
+            };
+            match staged {
+                Some(result) => self
+                    .records
+                    .push(result.map_err(|kind| LoadError { line: number, kind })?),
+                None => self
+                    .stage_line(line, number)
+                    .map_err(|kind| LoadError { line: number, kind })?,
+            }
         }
         Ok(())
+    }
+
+    /// Stages a line of the valid input at `offset` with [`scan_flat`]; `None` when the line
+    /// is not a flat object of plain strings (simd-json decides it).
+    fn stage_flat(
+        &self,
+        line: &'a str,
+        offset: usize,
+        number: usize,
+    ) -> Option<Result<Staged, LoadErrorKind>> {
+        let mut pairs = SmallVec::<[(&str, &str); 16]>::new();
+        if !scan_flat(line, &mut pairs) {
+            return None;
+        }
+        let values = match field_values(pairs.into_iter().map(|(k, v)| (k, Some(v)))) {
+            Ok(values) => values,
+            Err(e) => return Some(Err(e)),
+        };
+        // Every value read is a slice of `line`: its place in the input is its place in the
+        // line. (An absent `iotInstanceId` is the empty string, which needs no place.)
+        let base = line.as_ptr() as usize;
+        Some(finish(&values, number, |value| match value.len() {
+            0 => Span::default(),
+            len => Span {
+                start: (offset + (value.as_ptr() as usize - base)) as u32,
+                len: len as u32,
+            },
+        }))
     }
 
     fn stage_line(&mut self, line: &[u8], number: usize) -> Result<(), LoadErrorKind> {
@@ -215,34 +286,121 @@ impl Stager {
     }
 }
 
+/// Reads a line that is exactly `{"k":"v",…}` (spaces allowed between tokens) where no key or
+/// value holds a backslash or a control character, pushing its pairs in order; false, with
+/// `pairs` in any state, for every other line (which simd-json then parses, and reports). Such
+/// strings are their own decoded values, so the pairs are slices of `line`.
+fn scan_flat<'l>(line: &'l str, pairs: &mut SmallVec<[(&'l str, &'l str); 16]>) -> bool {
+    let b = line.as_bytes();
+    // With no control byte in the line, JSON's only whitespace left is the space; with no
+    // backslash, every string ends at its next quote.
+    if crate::swar::any_word(b, |v| {
+        crate::swar::has_byte_below(v, 0x20) || crate::swar::has_byte(v, b'\\')
+    }) {
+        return false;
+    }
+    let skip = |mut i: usize| {
+        while b.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        i
+    };
+    // The string opening at `i` (which must be a quote) and the index after its closing quote.
+    let string = |i: usize| -> Option<(&'l str, usize)> {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let len = memchr::memchr(b'"', &b[i + 1..])?;
+        Some((line.get(i + 1..i + 1 + len)?, i + len + 2))
+    };
+    let mut i = skip(0);
+    if b.get(i) != Some(&b'{') {
+        return false;
+    }
+    i = skip(i + 1);
+    loop {
+        let Some((key, after)) = string(i) else {
+            return false;
+        };
+        i = skip(after);
+        if b.get(i) != Some(&b':') {
+            return false;
+        }
+        let Some((value, after)) = string(skip(i + 1)) else {
+            return false;
+        };
+        pairs.push((key, value));
+        i = skip(after);
+        match b.get(i) {
+            Some(b',') => i = skip(i + 1),
+            Some(b'}') => return skip(i + 1) == b.len(),
+            _ => return false,
+        }
+    }
+}
+
 /// Reads one record object from a tape, copying its known string fields to `bytes`.
 fn stage_tape(
     nodes: &[Node<'_>],
     bytes: &mut String,
     number: usize,
 ) -> Result<Staged, LoadErrorKind> {
-    let invalid = |field, violation| LoadErrorKind::InvalidField(FieldError::new(field, violation));
     let Some(&Node::Object { len, .. }) = nodes.first() else {
         return Err(LoadErrorKind::NotAnObject);
     };
-    let mut strings: [Option<&str>; Field::ALL.len()] = [None; Field::ALL.len()];
     let mut i = 1;
-    for _ in 0..len {
+    let mut fault = None;
+    let pairs = (0..len).map_while(|_| {
         let key = match nodes.get(i) {
             Some(Node::String(k)) => *k,
-            _ => return Err(LoadErrorKind::Json("object key expected".into())),
+            _ => {
+                fault = Some("object key expected");
+                return None;
+            }
         };
         let (value, width) = match nodes.get(i + 1) {
             Some(Node::String(v)) => (Some(*v), 1),
             Some(Node::Static(_)) => (None, 1),
             Some(Node::Object { count, .. } | Node::Array { count, .. }) => (None, count + 1),
-            None => return Err(LoadErrorKind::Json("object value expected".into())),
+            None => {
+                fault = Some("object value expected");
+                return None;
+            }
         };
         i += 1 + width;
-        let Some(field) = Field::from_key(key) else {
-            continue; // unknown keys are ignored (contract section 2)
+        Some((key, value))
+    });
+    let values = field_values(pairs)?;
+    if let Some(fault) = fault {
+        return Err(LoadErrorKind::Json(fault.into()));
+    }
+    let staged = finish(&values, number, |value| {
+        let span = Span {
+            start: bytes.len() as u32,
+            len: value.len() as u32 | DECODED,
         };
-        let slot = &mut strings[field_slot(field)];
+        bytes.push_str(value);
+        span
+    })?;
+    if bytes.len() > MAX_LOAD_BYTES {
+        return Err(LoadErrorKind::InputTooLarge { bytes: bytes.len() });
+    }
+    Ok(staged)
+}
+
+/// A record's field table from its (key, value) pairs in order: `None` values are not strings.
+/// Unknown keys are ignored (contract section 2); a known key given twice, or with a value
+/// that is not a string, is refused.
+fn field_values<'v>(
+    pairs: impl Iterator<Item = (&'v str, Option<&'v str>)>,
+) -> Result<Values<'v>, LoadErrorKind> {
+    let invalid = |field, violation| LoadErrorKind::InvalidField(FieldError::new(field, violation));
+    let mut values: Values<'v> = [None; Field::ALL.len()];
+    for (key, value) in pairs {
+        let Some(field) = Field::from_key(key) else {
+            continue;
+        };
+        let slot = &mut values[field_slot(field)];
         if slot.is_some() {
             return Err(invalid(field, Violation::Duplicate));
         }
@@ -251,14 +409,24 @@ fn stage_tape(
             None => return Err(invalid(field, Violation::NotAString)),
         }
     }
-    let get = |field: Field| -> Result<&str, LoadErrorKind> {
-        match strings[field_slot(field)] {
+    Ok(values)
+}
+
+/// Checks a line's field table (missing fields first, in response order, then each field's
+/// rule) and stages it, `keep` placing each string value.
+fn finish<'v>(
+    values: &Values<'v>,
+    number: usize,
+    mut keep: impl FnMut(&'v str) -> Span,
+) -> Result<Staged, LoadErrorKind> {
+    let invalid = |field, violation| LoadErrorKind::InvalidField(FieldError::new(field, violation));
+    let get = |field: Field| -> Result<&'v str, LoadErrorKind> {
+        match values[field_slot(field)] {
             Some(v) => Ok(v),
             None if field == Field::IotInstanceId => Ok(""),
             None => Err(invalid(field, Violation::Missing)),
         }
     };
-    // Missing fields first (in response order), then each field's rule.
     for field in crate::model::Field::ALL {
         get(field)?;
     }
@@ -266,11 +434,7 @@ fn stage_tape(
     for (k, field) in STRING_FIELDS.into_iter().enumerate() {
         let value = get(field)?;
         field.check(value).map_err(|v| invalid(field, v))?;
-        spans[k] = Span {
-            start: bytes.len() as u32,
-            len: value.len() as u32,
-        };
-        bytes.push_str(value);
+        spans[k] = keep(value);
     }
     let status = TaskStatus::parse(get(Field::TaskStatus)?)
         .ok_or_else(|| invalid(Field::TaskStatus, Violation::UnknownStatus))?;
@@ -278,9 +442,6 @@ fn stage_tape(
         .ok_or_else(|| invalid(Field::UtcCreate, Violation::BadTimestamp))?;
     let modified = Timestamp::parse(get(Field::UtcModified)?)
         .ok_or_else(|| invalid(Field::UtcModified, Violation::BadTimestamp))?;
-    if bytes.len() > MAX_LOAD_BYTES {
-        return Err(LoadErrorKind::InputTooLarge { bytes: bytes.len() });
-    }
     Ok(Staged {
         strings: spans,
         status,
@@ -310,7 +471,7 @@ impl Engine {
     /// assert!(engine.is_empty());
     /// ```
     pub fn load_jsonl(&self, input: &[u8]) -> Result<LoadReport, LoadError> {
-        let mut stager = Stager::new(input.len());
+        let mut stager = Stager::new(input);
         let write_error = |stager: &Stager, (i, e): (usize, WriteError)| LoadError {
             line: stager.records.get(i).map_or(0, |r| r.line as usize),
             kind: match e {
@@ -363,10 +524,183 @@ mod tests {
 
     const SEED: &str = r#"{"destVersion":"3.9.0","deviceName":"device_actived","firmwareId":"123","iotId":"OZs5tjTkzRRTZSCekmbRk1****","jobId":"183371207742901****","moduleName":"ble","productKey":"k1h9drZ****","productName":"testProduct1","srcVersion":"1.8","taskId":"183371207782747****","taskStatus":"NOTIFIED","utcCreate":"2024-09-11T03:40:02.734Z","utcModified":"2024-09-11T06:27:24.649Z"}"#;
 
+    /// Stages one line as a load does (the flat scanner if it reads the line, else simd-json).
     fn stage(line: &str) -> Result<TaskRecordOwned, LoadErrorKind> {
-        let mut s = Stager::new(line.len());
+        let mut s = Stager::new(line.as_bytes());
+        s.stage_all(line.as_bytes()).map_err(|e| e.kind)?;
+        Ok(s.get(0).to_owned())
+    }
+
+    /// The flat scanner's staging of `line`, `None` when it leaves the line to simd-json.
+    fn flat(line: &str) -> Option<Result<TaskRecordOwned, LoadErrorKind>> {
+        let mut s = Stager::new(line.as_bytes());
+        let staged = s.stage_flat(s.input, 0, 1)?;
+        Some(staged.map(|staged| {
+            s.records.push(staged);
+            s.get(0).to_owned()
+        }))
+    }
+
+    /// simd-json's staging of `line`.
+    fn tape(line: &str) -> Result<TaskRecordOwned, LoadErrorKind> {
+        let mut s = Stager::new(line.as_bytes());
         s.stage_line(line.as_bytes(), 1)?;
         Ok(s.get(0).to_owned())
+    }
+
+    #[test]
+    fn the_flat_scanner_reads_flat_lines_as_simd_json_does() {
+        let spaced = SEED
+            .replace("\":\"", "\" : \"")
+            .replace("\",\"", "\" ,  \"")
+            .replace('{', "  { ")
+            .replace('}', " }  ");
+        let pascal = SEED
+            .replace("\"taskId\"", "\"TaskId\"")
+            .replace('}', r#","progress":"0.5","IotInstanceId":"iot-1"}"#);
+        let read = [
+            SEED.to_owned(),
+            spaced,
+            pascal,
+            SEED.replace("testProduct1", "灯 \u{1F4A1} 'x' /"),
+            SEED.replace('}', r#","taskId":"x"}"#),
+            SEED.replace(r#""taskId":"183371207782747****","#, ""),
+            SEED.replace("device_actived", "dev"),
+            SEED.replace("NOTIFIED", "DONE"),
+            SEED.replace("2024-09-11T06:27:24.649Z", "2024-02-30T00:00:00Z"),
+            SEED.replace("3.9.0", ""),
+        ];
+        for line in &read {
+            let flat = flat(line).unwrap_or_else(|| panic!("not read flat: {line}"));
+            assert_eq!(flat, tape(line), "{line}");
+        }
+        assert!(flat(&read[0]).unwrap().is_ok());
+        assert!(flat(&read[4]).unwrap().is_err());
+        let left = [
+            SEED.replace("3.9.0", r#"3.9\"beta\""#),
+            SEED.replace("3.9.0", r"3.9\u00e9"),
+            SEED.replace('}', r#","timeout":-0.0}"#),
+            SEED.replace('}', r#","steps":["a"]}"#),
+            SEED.replace('}', r#","note":null}"#),
+            SEED.replace(r#""jobId":"183371207742901****""#, r#""jobId":7"#),
+            SEED.replace(':', ":\t"),
+            SEED.replace("3.9.0", "3.9\t0"),
+            SEED.replace('}', ",}"),
+            SEED.replace('}', "} x"),
+            format!("{SEED}{SEED}"),
+            SEED.replacen(',', "", 1),
+            SEED.replacen(':', "", 1),
+            SEED[..SEED.len() - 1].to_owned(),
+            SEED[..SEED.len() - 3].to_owned(),
+            SEED[1..].to_owned(),
+            "{}".to_owned(),
+            r#"["taskId","x"]"#.to_owned(),
+            r#""taskId""#.to_owned(),
+            r#"{"taskId"}"#.to_owned(),
+        ];
+        for line in &left {
+            assert!(flat(line).is_none(), "read flat: {line}");
+            assert_eq!(stage(line), tape(line), "{line}");
+        }
+    }
+
+    #[test]
+    fn flat_and_decoded_lines_mix_and_an_invalid_byte_is_found_on_its_line() {
+        let task = |id: &str| SEED.replace("183371207782747****", id);
+        let escaped = task("t2").replace("testProduct1", r"test\u0050roduct1");
+        let lines = [task("t1"), escaped, task("t3")];
+        let input = lines.join("\n");
+        let mut s = Stager::new(input.as_bytes());
+        s.stage_all(input.as_bytes()).unwrap();
+        let got: Vec<(String, String)> = (0..3)
+            .map(|i| {
+                let r = s.get(i).to_owned();
+                (r.task_id, r.product_name)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("t1", "testProduct1"),
+                ("t2", "testProduct1"),
+                ("t3", "testProduct1")
+            ]
+            .map(|(t, p)| (t.to_owned(), p.to_owned()))
+        );
+        // An invalid byte on line 3: lines 1 and 2 stage, line 3 is malformed JSON.
+        let mut input = format!("{}\n{}\n", lines[0], lines[2]).into_bytes();
+        input.extend_from_slice(task("t4").replace("Product1", "Product\u{fffd}").as_bytes());
+        let fffd = input
+            .windows(3)
+            .rposition(|w| w == "\u{fffd}".as_bytes())
+            .unwrap();
+        input[fffd..fffd + 3].copy_from_slice(b"\xff\xfe\xfd");
+        input.extend_from_slice(format!("\n{}", task("t5")).as_bytes());
+        let mut s = Stager::new(&input);
+        let error = s.stage_all(&input).unwrap_err();
+        assert_eq!(error.line, 3, "{error}");
+        assert!(matches!(error.kind, LoadErrorKind::Json(_)), "{error}");
+        assert_eq!(s.records.len(), 2);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 512, ..Default::default() })]
+
+        /// Lines cut from the seed's pairs, with spaces between tokens, any subset of the
+        /// pairs, keys of either style or unknown, and values drawn with quotes, backslashes,
+        /// control and non-ASCII characters: whenever the flat scanner reads a line, it stages
+        /// exactly what simd-json does.
+        #[test]
+        fn the_flat_scanner_never_disagrees_with_simd_json(
+            pairs in proptest::collection::vec(
+                (0usize..16, proptest::string::string_regex(r#"[a-z0-9:.\-]{0,6}|[ "\\\t\x{e9}\x{0}a]{0,3}"#).unwrap()),
+                0..18,
+            ),
+            spaces in proptest::collection::vec(0usize..3, 64),
+            pascal in proptest::bool::ANY,
+        ) {
+            let valid: crate::TaskRecord = tape(SEED).unwrap();
+            let mut line = String::from(" ".repeat(spaces[0]).as_str());
+            line.push('{');
+            for (k, (field, value)) in pairs.iter().enumerate() {
+                let (key, good) = match Field::ALL.get(*field) {
+                    Some(f) if pascal => (f.pascal().to_owned(), value_of(&valid, *f)),
+                    Some(f) => (f.camel().to_owned(), value_of(&valid, *f)),
+                    None => ("extra".to_owned(), String::new()),
+                };
+                let value = if value.is_empty() { good } else { value.clone() };
+                let pad = " ".repeat(spaces[(k + 1) % spaces.len()]);
+                if k > 0 {
+                    line.push_str(&pad);
+                    line.push(',');
+                }
+                line.push_str(&format!("{pad}\"{key}\"{pad}:{pad}\"{value}\""));
+            }
+            line.push('}');
+            if let Some(flat) = flat(&line) {
+                proptest::prop_assert_eq!(flat, tape(&line), "{}", line);
+            }
+        }
+    }
+
+    /// The seed's value of `field`, as written in a line.
+    fn value_of(task: &crate::TaskRecord, field: Field) -> String {
+        match field {
+            Field::TaskStatus => task.status.as_str().to_owned(),
+            Field::UtcCreate => task.utc_create.to_string(),
+            Field::UtcModified => task.utc_modified.to_string(),
+            Field::TaskId => task.task_id.clone(),
+            Field::JobId => task.job_id.clone(),
+            Field::FirmwareId => task.firmware_id.clone(),
+            Field::IotId => task.iot_id.clone(),
+            Field::ProductKey => task.product_key.clone(),
+            Field::ProductName => task.product_name.clone(),
+            Field::DeviceName => task.device_name.clone(),
+            Field::ModuleName => task.module_name.clone(),
+            Field::SrcVersion => task.src_version.clone(),
+            Field::DestVersion => task.dest_version.clone(),
+            Field::IotInstanceId => task.iot_instance_id.clone(),
+        }
     }
     type TaskRecordOwned = crate::TaskRecord;
 
