@@ -280,12 +280,43 @@ pub struct TaskFilter<'a> {
 }
 
 /// What the earlier records of a batch that is not applied yet will have done: the bindings
-/// they make and the newest `utcModified` they leave per task.
-#[derive(Default)]
-struct Overlay<'r> {
-    by_iot: HashMap<(&'r str, &'r str), (&'r str, &'r str)>,
-    by_pair: HashMap<(&'r str, &'r str, &'r str), &'r str>,
-    latest: HashMap<(&'r str, &'r str), Timestamp>,
+/// they make and the latest version they leave of each task. Entries are record indices (4
+/// bytes), hashed by the strings they stand for and confirmed against the record they name;
+/// the tables are sized for the whole batch at once.
+struct Overlay {
+    /// (instance, iotId) → the record that binds the device (to its pair).
+    by_iot: HashTable<u32>,
+    /// (instance, productKey, deviceName) → the record that binds the pair (to its iotId).
+    by_pair: HashTable<u32>,
+    /// (instance, taskId) → the task's latest record that is not stale.
+    latest: HashTable<u32>,
+}
+
+impl Overlay {
+    fn with_capacity(n: usize) -> Overlay {
+        Overlay {
+            by_iot: HashTable::with_capacity(n),
+            by_pair: HashTable::with_capacity(n),
+            latest: HashTable::with_capacity(n),
+        }
+    }
+}
+
+/// What a batch's checks learned of a record, so that applying it skips lookups whose
+/// answer is known. [`Known::NOTHING`] for a write that was not checked as part of a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Known {
+    /// Neither the store nor an earlier record has the task: it is inserted.
+    new_task: bool,
+    /// Neither the store nor an earlier record has the device: it is added.
+    new_device: bool,
+}
+
+impl Known {
+    const NOTHING: Known = Known {
+        new_task: false,
+        new_device: false,
+    };
 }
 
 /// What a batch adds to one shard at most, to size its columns once.
@@ -444,6 +475,17 @@ impl Engine {
         self.inner
             .hasher
             .hash_one((instance.0, product_key, device_name))
+    }
+
+    /// Overlay hashes: by instance name (the batch may name instances the store lacks).
+    fn batch_hashes(&self, rec: &RecordRef<'_>) -> [u64; 3] {
+        let inst = rec.iot_instance_id;
+        let h = &self.inner.hasher;
+        [
+            h.hash_one((inst, rec.iot_id)),
+            h.hash_one((inst, rec.product_key, rec.device_name)),
+            h.hash_one((inst, rec.task_id)),
+        ]
     }
 
     fn task_hash(&self, instance: InstanceId, task_id: &str) -> u64 {
@@ -654,7 +696,7 @@ impl Engine {
         }
         self.check_identity(record)?;
         self.check_capacity(std::iter::once((self.shard_index(record.iot_id), 1)))?;
-        self.apply(&mut dir, record)
+        self.apply(&mut dir, record, Known::NOTHING)
     }
 
     /// Applies records in order, all or nothing: every record is validated and checked for
@@ -683,18 +725,20 @@ impl Engine {
             }
         }
         let mut dir = self.inner.writer.lock();
-        let mut overlay = Overlay::default();
+        let mut overlay = Overlay::with_capacity(n);
+        let mut known = Vec::with_capacity(n);
         // What each shard will receive at most, for capacity and sizing.
         let mut per_shard = vec![Growth::default(); self.inner.shards.len()];
         for i in 0..n {
             let r = get(i);
-            let new_device = self
-                .check_batch_record(&dir, &r, &mut overlay)
+            let k = self
+                .check_batch_record(&dir, i, &r, &mut overlay, &get)
                 .map_err(|e| (i, e))?;
+            known.push(k);
             let g = &mut per_shard[self.shard_index(r.iot_id)];
             g.rows += 1;
             g.key_bytes += ByteSlab::entry_bytes(r.task_id.len());
-            if new_device {
+            if k.new_device {
                 g.devices += 1;
                 g.device_bytes += ByteSlab::entry_bytes(r.iot_id.len())
                     + ByteSlab::entry_bytes(r.device_name.len());
@@ -711,9 +755,9 @@ impl Engine {
             dir.table.reserve(n, |&loc| self.task_hash_at(loc));
         }
         let mut summary = WriteSummary::default();
-        for i in 0..n {
+        for (i, k) in known.into_iter().enumerate() {
             // Cannot fail: identity and capacity were checked above with the writer lock held.
-            summary.count(self.apply(&mut dir, &get(i)).map_err(|e| (i, e))?);
+            summary.count(self.apply(&mut dir, &get(i), k).map_err(|e| (i, e))?);
         }
         Ok(summary)
     }
@@ -727,9 +771,9 @@ impl Engine {
         get: impl Fn(usize) -> RecordRef<'r>,
     ) -> Option<(usize, WriteError)> {
         let dir = self.inner.writer.lock();
-        let mut overlay = Overlay::default();
+        let mut overlay = Overlay::with_capacity(n);
         (0..n).find_map(|i| {
-            self.check_batch_record(&dir, &get(i), &mut overlay)
+            self.check_batch_record(&dir, i, &get(i), &mut overlay, &get)
                 .err()
                 .map(|e| (i, e))
         })
@@ -790,90 +834,140 @@ impl Engine {
     /// Refuses a record that would bind a device to a second identity (contract section 1),
     /// against the store's bindings; `Ok(true)` when the store already binds the device.
     fn check_identity(&self, rec: &RecordRef<'_>) -> Result<bool, WriteError> {
+        if self.check_device(rec)? {
+            return Ok(true);
+        }
+        self.check_pair(rec)?;
+        Ok(false)
+    }
+
+    /// The device half of [`Engine::check_identity`]: `Ok(true)` when the store binds the
+    /// record's iotId to its pair, an error when to another pair.
+    fn check_device(&self, rec: &RecordRef<'_>) -> Result<bool, WriteError> {
         let Some(inst) = self.known_instance(rec.iot_instance_id) else {
             return Ok(false);
         };
         let guard = self.inner.shards[self.shard_index(rec.iot_id)].0.read();
-        if let Some(d) = guard.find_device(inst, rec.iot_id) {
-            if guard.device_is(d, inst, rec.product_key, rec.device_name) {
-                return Ok(true);
-            }
-            return Err(conflict(
-                rec,
-                Binding::IotIdBoundTo {
-                    product_key: guard.device_product_key(d).to_owned(),
-                    device_name: guard.device_name(d).to_owned(),
-                },
-            ));
+        let Some(d) = guard.find_device(inst, rec.iot_id) else {
+            return Ok(false);
+        };
+        if guard.device_is(d, inst, rec.product_key, rec.device_name) {
+            return Ok(true);
         }
-        drop(guard);
-        if let Some((guard, _, d)) = self.find_pair(inst, rec.product_key, rec.device_name) {
-            return Err(conflict(
+        Err(conflict(
+            rec,
+            Binding::IotIdBoundTo {
+                product_key: guard.device_product_key(d).to_owned(),
+                device_name: guard.device_name(d).to_owned(),
+            },
+        ))
+    }
+
+    /// The pair half of [`Engine::check_identity`], for a record whose iotId the store does
+    /// not bind: an error when the store binds its pair to another iotId.
+    fn check_pair(&self, rec: &RecordRef<'_>) -> Result<(), WriteError> {
+        let Some(inst) = self.known_instance(rec.iot_instance_id) else {
+            return Ok(());
+        };
+        match self.find_pair(inst, rec.product_key, rec.device_name) {
+            Some((guard, _, d)) => Err(conflict(
                 rec,
                 Binding::PairBoundTo {
                     iot_id: guard.device_iot(d).to_owned(),
                 },
-            ));
+            )),
+            None => Ok(()),
         }
-        Ok(false)
     }
 
-    /// [`Engine::check_identity`] for record `rec` of a batch: bindings made by the batch's
-    /// earlier records count too. A record that will be dropped as stale makes no binding,
-    /// exactly as when the records are upserted one by one.
-    /// `Ok(true)` when the record will add a device.
+    /// [`Engine::check_identity`] for record `i` of a batch (`rec`, as `get(i)` makes it):
+    /// bindings made by the batch's earlier records count too. A record that will be dropped
+    /// as stale makes no binding, exactly as when the records are upserted one by one.
     fn check_batch_record<'r>(
         &self,
         dir: &Directory,
+        i: usize,
         rec: &RecordRef<'r>,
-        overlay: &mut Overlay<'r>,
-    ) -> Result<bool, WriteError> {
-        let in_store = self.check_identity(rec)?;
+        overlay: &mut Overlay,
+        get: &impl Fn(usize) -> RecordRef<'r>,
+    ) -> Result<Known, WriteError> {
+        use hashbrown::hash_table::Entry;
+        // In the order one-by-one upserts would look: the device (in the store, then bound by
+        // an earlier record), and only for a device bound nowhere, its pair (likewise).
+        let in_store = self.check_device(rec)?;
         let inst = rec.iot_instance_id;
+        let [iot_hash, pair_hash, task_hash] = self.batch_hashes(rec);
+        let rehash = |at: usize| move |&j: &u32| self.batch_hashes(&get(j as usize))[at];
+        let same_iot = |j: &u32| {
+            let b = get(*j as usize);
+            b.iot_id == rec.iot_id && b.iot_instance_id == inst
+        };
+        let same_pair = |j: &u32| {
+            let b = get(*j as usize);
+            b.device_name == rec.device_name
+                && b.product_key == rec.product_key
+                && b.iot_instance_id == inst
+        };
+        let same_task = |j: &u32| {
+            let b = get(*j as usize);
+            b.task_id == rec.task_id && b.iot_instance_id == inst
+        };
+        // The device's slot in the overlay, when the store does not bind it.
+        let mut unbound = None;
         if !in_store {
-            if let Some(&(pk, dn)) = overlay.by_iot.get(&(inst, rec.iot_id)) {
-                if (pk, dn) != (rec.product_key, rec.device_name) {
-                    return Err(conflict(
-                        rec,
-                        Binding::IotIdBoundTo {
-                            product_key: pk.to_owned(),
-                            device_name: dn.to_owned(),
-                        },
-                    ));
+            match overlay.by_iot.entry(iot_hash, same_iot, rehash(0)) {
+                Entry::Occupied(e) => {
+                    let b = get(*e.get() as usize);
+                    if (b.product_key, b.device_name) != (rec.product_key, rec.device_name) {
+                        return Err(conflict(
+                            rec,
+                            Binding::IotIdBoundTo {
+                                product_key: b.product_key.to_owned(),
+                                device_name: b.device_name.to_owned(),
+                            },
+                        ));
+                    }
                 }
-            } else if let Some(&iot) =
-                overlay
-                    .by_pair
-                    .get(&(inst, rec.product_key, rec.device_name))
-            {
-                return Err(conflict(
-                    rec,
-                    Binding::PairBoundTo {
-                        iot_id: iot.to_owned(),
-                    },
-                ));
+                Entry::Vacant(v) => {
+                    self.check_pair(rec)?;
+                    if let Some(&j) = overlay.by_pair.find(pair_hash, same_pair) {
+                        return Err(conflict(
+                            rec,
+                            Binding::PairBoundTo {
+                                iot_id: get(j as usize).iot_id.to_owned(),
+                            },
+                        ));
+                    }
+                    unbound = Some(v);
+                }
             }
         }
-        let key = (inst, rec.task_id);
-        let stored = match overlay.latest.get(&key) {
-            Some(&m) => Some(m),
-            None => self.stored_modified(dir, inst, rec.task_id),
+        let latest = overlay.latest.entry(task_hash, same_task, rehash(2));
+        let stored = match &latest {
+            Entry::Occupied(e) => Some(get(*e.get() as usize).utc_modified),
+            Entry::Vacant(_) => self.stored_modified(dir, inst, rec.task_id),
         };
         if stored.is_some_and(|m| m > rec.utc_modified) {
-            return Ok(false); // stale: will be dropped
+            return Ok(Known::NOTHING); // stale: applying it finds the newer version
         }
-        let mut new_device = false;
-        if !in_store {
-            new_device = overlay
-                .by_iot
-                .insert((inst, rec.iot_id), (rec.product_key, rec.device_name))
-                .is_none();
+        let new_task = stored.is_none();
+        match latest {
+            Entry::Occupied(mut e) => *e.get_mut() = i as u32,
+            Entry::Vacant(v) => {
+                v.insert(i as u32);
+            }
+        }
+        let new_device = unbound.is_some();
+        if let Some(v) = unbound {
+            v.insert(i as u32);
             overlay
                 .by_pair
-                .insert((inst, rec.product_key, rec.device_name), rec.iot_id);
+                .insert_unique(pair_hash, i as u32, rehash(1));
         }
-        overlay.latest.insert(key, rec.utc_modified);
-        Ok(new_device)
+        Ok(Known {
+            new_task,
+            new_device,
+        })
     }
 
     /// The stored `utcModified` of a task, if the store holds it.
@@ -986,10 +1080,20 @@ impl Engine {
         })
     }
 
-    /// Applies one validated, identity-checked record. Called with the writer lock held.
-    fn apply(&self, dir: &mut Directory, rec: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
+    /// Applies one validated, identity-checked record, skipping the lookups whose answers
+    /// `known` gives. Called with the writer lock held.
+    fn apply(
+        &self,
+        dir: &mut Directory,
+        rec: &RecordRef<'_>,
+        known: Known,
+    ) -> Result<UpsertOutcome, WriteError> {
         let instance = self.instance_for_write(rec.iot_instance_id);
-        let old = self.find_task(dir, instance, rec.task_id);
+        let old = if known.new_task {
+            None
+        } else {
+            self.find_task(dir, instance, rec.task_id)
+        };
         if let Some(loc) = old {
             let (shard, row) = self.unloc(loc);
             let stored = self.inner.shards[shard].0.read().row_modified(RowIdx(row));
@@ -998,19 +1102,23 @@ impl Engine {
             }
         }
         let target = self.shard_index(rec.iot_id);
-        let (device, new_device) = {
-            let guard = self.inner.shards[target].0.read();
-            match guard.find_device(instance, rec.iot_id) {
-                Some(d) => (d, false),
-                None => {
-                    drop(guard);
-                    let d = self.inner.shards[target]
-                        .0
-                        .write()
-                        .add_device(instance, rec.iot_id, rec.product_key, rec.device_name)
-                        .ok_or(WriteError::CapacityExceeded)?;
-                    (d, true)
-                }
+        let found = if known.new_device {
+            None
+        } else {
+            self.inner.shards[target]
+                .0
+                .read()
+                .find_device(instance, rec.iot_id)
+        };
+        let (device, new_device) = match found {
+            Some(d) => (d, false),
+            None => {
+                let d = self.inner.shards[target]
+                    .0
+                    .write()
+                    .add_device(instance, rec.iot_id, rec.product_key, rec.device_name)
+                    .ok_or(WriteError::CapacityExceeded)?;
+                (d, true)
             }
         };
         if new_device {

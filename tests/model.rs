@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ota_index::{
     Engine, LoadErrorKind, Query, QueryError, StatusSet, TaskFields, TaskRecord, TaskStatus,
-    Timestamp, UpsertOutcome, WriteError,
+    Timestamp, UpsertOutcome, WriteError, WriteSummary,
 };
 use proptest::prelude::*;
 
@@ -416,6 +416,71 @@ proptest! {
     #[test]
     fn engine_matches_the_model(shards in 1usize..5, ops in proptest::collection::vec(op(), 1..60)) {
         run(shards, &ops)?;
+    }
+}
+
+/// Upserts `records` in order, stopping at the first refusal: what a batch of them must do.
+fn upsert_in_order(
+    engine: &Engine,
+    records: &[TaskRecord],
+) -> Result<WriteSummary, (usize, WriteError)> {
+    let mut summary = WriteSummary::default();
+    for (i, r) in records.iter().enumerate() {
+        match engine.upsert(r).map_err(|e| (i, e))? {
+            UpsertOutcome::Inserted => summary.inserted += 1,
+            UpsertOutcome::Replaced => summary.replaced += 1,
+            UpsertOutcome::Stale { .. } => summary.stale += 1,
+        }
+    }
+    Ok(summary)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// A batch (`write_batch`, and a bulk load of the same records) is its records upserted
+    /// one by one, or nothing: the same counts and the same store; on a refusal, the same
+    /// record and exactly the same error, and the store as it was. The tiny key domains make
+    /// repeated tasks, stale records, bindings made and contradicted inside the batch and
+    /// against the store (from the records upserted first) common.
+    #[test]
+    fn a_batch_is_its_records_upserted_in_order(
+        shards in 1usize..4,
+        prior in proptest::collection::vec(rec(), 0..8),
+        batch in proptest::collection::vec(rec(), 0..14),
+    ) {
+        let [batched, loaded, one_by_one] = [0; 3].map(|_| Engine::with_shards(shards));
+        for r in &prior {
+            let r = r.record();
+            for engine in [&batched, &loaded, &one_by_one] {
+                let _ = engine.upsert(&r);
+            }
+        }
+        let before = sorted_tasks(&batched);
+        let records: Vec<TaskRecord> = batch.iter().map(Rec::record).collect();
+        let refs: Vec<_> = records.iter().map(TaskRecord::as_ref).collect();
+        let want = upsert_in_order(&one_by_one, &records);
+        let got = batched.write_batch(&refs);
+        let load = loaded.load_jsonl(&to_jsonl(&records));
+        match &want {
+            Ok(summary) => {
+                prop_assert_eq!(&got, &Ok(*summary));
+                prop_assert_eq!(load.map(|r| r.summary), Ok(*summary));
+                prop_assert_eq!(sorted_tasks(&batched), sorted_tasks(&one_by_one));
+                prop_assert_eq!(sorted_tasks(&loaded), sorted_tasks(&one_by_one));
+            }
+            Err((i, e)) => {
+                prop_assert_eq!(&got, &Err((*i, e.clone())));
+                let load = load.expect_err("the load is refused");
+                prop_assert_eq!(load.line, i + 1 + i.div_ceil(3));
+                prop_assert_eq!(load.kind, LoadErrorKind::Write(e.clone()));
+                prop_assert_eq!(sorted_tasks(&batched), before.clone());
+                prop_assert_eq!(sorted_tasks(&loaded), before);
+            }
+        }
+        for engine in [&batched, &loaded] {
+            prop_assert!(engine.internal_validate().is_ok());
+        }
     }
 }
 
