@@ -326,6 +326,8 @@ pub(crate) struct Growth {
     pub(crate) key_bytes: usize,
     pub(crate) devices: usize,
     pub(crate) device_bytes: usize,
+    /// New pairs for the pair directory shard of this index (devices of known instances).
+    pub(crate) pairs: usize,
 }
 
 fn conflict(rec: &RecordRef<'_>, bound: Binding) -> WriteError {
@@ -742,6 +744,11 @@ impl Engine {
                 g.devices += 1;
                 g.device_bytes += ByteSlab::entry_bytes(r.iot_id.len())
                     + ByteSlab::entry_bytes(r.device_name.len());
+                // A new instance's id (and so its pairs' hashes) is only made when applied.
+                if let Some(id) = self.known_instance(r.iot_instance_id) {
+                    let hash = self.pair_hash(id, r.product_key, r.device_name);
+                    per_shard[self.pair_shard(hash)].pairs += 1;
+                }
             }
         }
         drop(overlay);
@@ -751,6 +758,8 @@ impl Engine {
             // Grow every column once, exactly: a bulk-loaded fleet carries no doubling slack.
             for (shard, g) in per_shard.iter().enumerate() {
                 self.inner.shards[shard].0.write().reserve(g);
+                let mut pairs = self.inner.pairs[shard].0.write();
+                pairs.table.reserve(g.pairs, |&l| self.pair_hash_at(l));
             }
             dir.table.reserve(n, |&loc| self.task_hash_at(loc));
         }
