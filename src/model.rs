@@ -196,21 +196,30 @@ impl Timestamp {
         if b.len() < 20 || b.len() > TIMESTAMP_LEN || b[b.len() - 1] != b'Z' {
             return None;
         }
-        let num = |range: std::ops::Range<usize>| -> Option<i64> {
-            b[range].iter().try_fold(0i64, |acc, &c| {
-                c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-            })
-        };
         if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
             return None;
         }
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        // Every bulk-loaded record has two: digits are tested all at once (no early exits),
+        // then combined.
+        let d = |i: usize| i64::from(b[i].wrapping_sub(b'0'));
+        const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+        if DIGITS.iter().fold(0, |bad, &i| bad | u8::from(d(i) > 9)) != 0 {
+            return None;
+        }
+        let two = |i: usize| d(i) * 10 + d(i + 1);
+        let year = two(0) * 100 + two(2);
+        let (month, day, hour, minute, second) = (two(5), two(8), two(11), two(14), two(17));
         let millis = match b.len() {
             20 => 0,
             len if b[19] == b'.' && len >= 22 => {
-                let digits = len - 21;
-                num(20..20 + digits)? * [100, 10, 1][digits - 1]
+                let fraction = &b[20..len - 1];
+                if fraction.iter().any(|c| !c.is_ascii_digit()) {
+                    return None;
+                }
+                let value = fraction
+                    .iter()
+                    .fold(0, |acc, &c| acc * 10 + i64::from(c - b'0'));
+                value * [100, 10, 1][fraction.len() - 1]
             }
             _ => return None,
         };
@@ -899,6 +908,72 @@ mod tests {
             "2024-01-01T00:00:00.12aZ",
         ] {
             assert_eq!(Timestamp::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    /// The first implementation of [`Timestamp::parse`] (digit by digit, early exits), kept
+    /// as the reference for the one that tests all digits at once.
+    fn reference_parse(text: &str) -> Option<Timestamp> {
+        let b = text.as_bytes();
+        if b.len() < 20 || b.len() > TIMESTAMP_LEN || b[b.len() - 1] != b'Z' {
+            return None;
+        }
+        let num = |range: std::ops::Range<usize>| -> Option<i64> {
+            b[range].iter().try_fold(0i64, |acc, &c| {
+                c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+            })
+        };
+        if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        let millis = match b.len() {
+            20 => 0,
+            len if b[19] == b'.' && len >= 22 => {
+                let digits = len - 21;
+                num(20..20 + digits)? * [100, 10, 1][digits - 1]
+            }
+            _ => return None,
+        };
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return None;
+        }
+        let days = days_from_civil(year, month, day);
+        Some(Timestamp(
+            ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis,
+        ))
+    }
+
+    #[test]
+    fn timestamp_parse_matches_the_reference_for_every_byte_at_every_position() {
+        for text in [
+            "2024-11-11T11:11:11Z",
+            "2024-11-12T08:00:00.5Z",
+            "2024-11-12T08:00:00.05Z",
+            "2024-02-29T23:59:59.999Z",
+            "1999-12-31T09:09:09.000Z",
+        ] {
+            for at in 0..text.len() {
+                for c in 0..=u8::MAX {
+                    let mut bytes = text.as_bytes().to_vec();
+                    bytes[at] = c;
+                    let Ok(mutated) = std::str::from_utf8(&bytes) else {
+                        continue;
+                    };
+                    assert_eq!(
+                        Timestamp::parse(mutated),
+                        reference_parse(mutated),
+                        "{mutated:?}"
+                    );
+                }
+            }
         }
     }
 
