@@ -290,14 +290,19 @@ struct Overlay {
     by_pair: HashTable<u32>,
     /// (instance, taskId) → the task's latest record that is not stale.
     latest: HashTable<u32>,
+    /// The store held no task and no device when the batch began (a first load): no record
+    /// needs looking up there. The writer lock, held throughout, keeps it so.
+    store_empty: bool,
 }
 
 impl Overlay {
-    fn with_capacity(n: usize) -> Overlay {
+    /// The overlay of a batch of `n` records, checked with the writer lock (`dir`) held.
+    fn new(engine: &Engine, dir: &Directory, n: usize) -> Overlay {
         Overlay {
             by_iot: HashTable::with_capacity(n),
             by_pair: HashTable::with_capacity(n),
             latest: HashTable::with_capacity(n),
+            store_empty: dir.table.is_empty() && engine.device_count() == 0,
         }
     }
 }
@@ -727,7 +732,7 @@ impl Engine {
             }
         }
         let mut dir = self.inner.writer.lock();
-        let mut overlay = Overlay::with_capacity(n);
+        let mut overlay = Overlay::new(self, &dir, n);
         let mut known = Vec::with_capacity(n);
         // What each shard will receive at most, for capacity and sizing.
         let mut per_shard = vec![Growth::default(); self.inner.shards.len()];
@@ -780,7 +785,7 @@ impl Engine {
         get: impl Fn(usize) -> RecordRef<'r>,
     ) -> Option<(usize, WriteError)> {
         let dir = self.inner.writer.lock();
-        let mut overlay = Overlay::with_capacity(n);
+        let mut overlay = Overlay::new(self, &dir, n);
         (0..n).find_map(|i| {
             self.check_batch_record(&dir, i, &get(i), &mut overlay, &get)
                 .err()
@@ -903,7 +908,7 @@ impl Engine {
         use hashbrown::hash_table::Entry;
         // In the order one-by-one upserts would look: the device (in the store, then bound by
         // an earlier record), and only for a device bound nowhere, its pair (likewise).
-        let in_store = self.check_device(rec)?;
+        let in_store = !overlay.store_empty && self.check_device(rec)?;
         let inst = rec.iot_instance_id;
         let [iot_hash, pair_hash, task_hash] = self.batch_hashes(rec);
         let rehash = |at: usize| move |&j: &u32| self.batch_hashes(&get(j as usize))[at];
@@ -938,7 +943,9 @@ impl Engine {
                     }
                 }
                 Entry::Vacant(v) => {
-                    self.check_pair(rec)?;
+                    if !overlay.store_empty {
+                        self.check_pair(rec)?;
+                    }
                     if let Some(&j) = overlay.by_pair.find(pair_hash, same_pair) {
                         return Err(conflict(
                             rec,
@@ -954,6 +961,7 @@ impl Engine {
         let latest = overlay.latest.entry(task_hash, same_task, rehash(2));
         let stored = match &latest {
             Entry::Occupied(e) => Some(get(*e.get() as usize).utc_modified),
+            Entry::Vacant(_) if overlay.store_empty => None,
             Entry::Vacant(_) => self.stored_modified(dir, inst, rec.task_id),
         };
         if stored.is_some_and(|m| m > rec.utc_modified) {

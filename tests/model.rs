@@ -442,11 +442,13 @@ proptest! {
     /// one by one, or nothing: the same counts and the same store; on a refusal, the same
     /// record and exactly the same error, and the store as it was. The tiny key domains make
     /// repeated tasks, stale records, bindings made and contradicted inside the batch and
-    /// against the store (from the records upserted first) common.
+    /// against the store (from the records upserted first, some of whose tasks are then
+    /// removed) common.
     #[test]
     fn a_batch_is_its_records_upserted_in_order(
         shards in 1usize..4,
         prior in proptest::collection::vec(rec(), 0..8),
+        removed in proptest::collection::vec((0..INSTANCES.len(), 0..TASK_IDS.len()), 0..4),
         batch in proptest::collection::vec(rec(), 0..14),
     ) {
         let [batched, loaded, one_by_one] = [0; 3].map(|_| Engine::with_shards(shards));
@@ -454,6 +456,12 @@ proptest! {
             let r = r.record();
             for engine in [&batched, &loaded, &one_by_one] {
                 let _ = engine.upsert(&r);
+            }
+        }
+        // Removing tasks leaves their devices bound: a store with bindings and no tasks.
+        for &(instance, task) in &removed {
+            for engine in [&batched, &loaded, &one_by_one] {
+                let _ = engine.remove(INSTANCES[instance], TASK_IDS[task]);
             }
         }
         let before = sorted_tasks(&batched);
