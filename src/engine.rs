@@ -307,6 +307,14 @@ impl Overlay {
     }
 }
 
+/// The overlay's tables, for [`Engine::batch_hash`].
+#[derive(Debug, Clone, Copy)]
+enum BatchKey {
+    Iot,
+    Pair,
+    Task,
+}
+
 /// What a batch's checks learned of a record, so that applying it skips lookups whose
 /// answer is known. [`Known::NOTHING`] for a write that was not checked as part of a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -484,15 +492,15 @@ impl Engine {
             .hash_one((instance.0, product_key, device_name))
     }
 
-    /// Overlay hashes: by instance name (the batch may name instances the store lacks).
-    fn batch_hashes(&self, rec: &RecordRef<'_>) -> [u64; 3] {
-        let inst = rec.iot_instance_id;
-        let h = &self.inner.hasher;
-        [
-            h.hash_one((inst, rec.iot_id)),
-            h.hash_one((inst, rec.product_key, rec.device_name)),
-            h.hash_one((inst, rec.task_id)),
-        ]
+    /// A record's hash in one of the overlay's tables: by instance name (the batch may name
+    /// instances the store lacks).
+    fn batch_hash(&self, rec: &RecordRef<'_>, key: BatchKey) -> u64 {
+        let (inst, h) = (rec.iot_instance_id, &self.inner.hasher);
+        match key {
+            BatchKey::Iot => h.hash_one((inst, rec.iot_id)),
+            BatchKey::Pair => h.hash_one((inst, rec.product_key, rec.device_name)),
+            BatchKey::Task => h.hash_one((inst, rec.task_id)),
+        }
     }
 
     fn task_hash(&self, instance: InstanceId, task_id: &str) -> u64 {
@@ -910,11 +918,17 @@ impl Engine {
         // an earlier record), and only for a device bound nowhere, its pair (likewise).
         let in_store = !overlay.store_empty && self.check_device(rec)?;
         let inst = rec.iot_instance_id;
-        let [iot_hash, pair_hash, task_hash] = self.batch_hashes(rec);
-        let rehash = |at: usize| move |&j: &u32| self.batch_hashes(&get(j as usize))[at];
+        let rehash = |key| move |&j: &u32| self.batch_hash(&get(j as usize), key);
+        // The record the device table's probe matched, kept so that its binding is read
+        // without building the record a second time (most records find their device there).
+        let matched = std::cell::Cell::new(None);
         let same_iot = |j: &u32| {
             let b = get(*j as usize);
-            b.iot_id == rec.iot_id && b.iot_instance_id == inst
+            let same = b.iot_id == rec.iot_id && b.iot_instance_id == inst;
+            if same {
+                matched.set(Some(b));
+            }
+            same
         };
         let same_pair = |j: &u32| {
             let b = get(*j as usize);
@@ -929,9 +943,13 @@ impl Engine {
         // The device's slot in the overlay, when the store does not bind it.
         let mut unbound = None;
         if !in_store {
-            match overlay.by_iot.entry(iot_hash, same_iot, rehash(0)) {
+            let iot_hash = self.batch_hash(rec, BatchKey::Iot);
+            match overlay
+                .by_iot
+                .entry(iot_hash, same_iot, rehash(BatchKey::Iot))
+            {
                 Entry::Occupied(e) => {
-                    let b = get(*e.get() as usize);
+                    let b = matched.get().unwrap_or_else(|| get(*e.get() as usize));
                     if (b.product_key, b.device_name) != (rec.product_key, rec.device_name) {
                         return Err(conflict(
                             rec,
@@ -946,6 +964,7 @@ impl Engine {
                     if !overlay.store_empty {
                         self.check_pair(rec)?;
                     }
+                    let pair_hash = self.batch_hash(rec, BatchKey::Pair);
                     if let Some(&j) = overlay.by_pair.find(pair_hash, same_pair) {
                         return Err(conflict(
                             rec,
@@ -954,11 +973,14 @@ impl Engine {
                             },
                         ));
                     }
-                    unbound = Some(v);
+                    unbound = Some((v, pair_hash));
                 }
             }
         }
-        let latest = overlay.latest.entry(task_hash, same_task, rehash(2));
+        let task_hash = self.batch_hash(rec, BatchKey::Task);
+        let latest = overlay
+            .latest
+            .entry(task_hash, same_task, rehash(BatchKey::Task));
         let stored = match &latest {
             Entry::Occupied(e) => Some(get(*e.get() as usize).utc_modified),
             Entry::Vacant(_) if overlay.store_empty => None,
@@ -975,11 +997,11 @@ impl Engine {
             }
         }
         let new_device = unbound.is_some();
-        if let Some(v) = unbound {
+        if let Some((v, pair_hash)) = unbound {
             v.insert(i as u32);
             overlay
                 .by_pair
-                .insert_unique(pair_hash, i as u32, rehash(1));
+                .insert_unique(pair_hash, i as u32, rehash(BatchKey::Pair));
         }
         Ok(Known {
             new_task,
