@@ -716,7 +716,9 @@ impl Engine {
 
     /// Applies records in order, all or nothing: every record is validated and checked for
     /// identity conflicts (against the store and the batch's earlier records) before the
-    /// first is applied. On error, the index of the record at fault and nothing changed.
+    /// first is applied. The outcome is that of upserting the records one by one
+    /// ([`Engine::upsert`]), stale records included; on error, the index of the first record
+    /// one-by-one upserts would refuse, the same error, and nothing changed.
     pub fn write_batch(
         &self,
         records: &[RecordRef<'_>],
