@@ -312,7 +312,42 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Days since 1970-01-01 of 0000-01-01 and of 9999-12-31: the dates a timestamp can spell.
+const FORMATTED_DAYS: std::ops::RangeInclusive<i64> = -719_528..=2_932_896;
+
+/// The proleptic Gregorian date of a day since 1970-01-01. For the dates a timestamp can
+/// spell, Neri and Schneider's Euclidean affine form ("Euclidean affine functions and their
+/// application to calendar algorithms", 2022): 32-bit products and shifts, no division by a
+/// variable (answers format two timestamps a task); checked against [`civil_from_days_hinnant`]
+/// for every day of the range.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    if !FORMATTED_DAYS.contains(&days) {
+        return civil_from_days_hinnant(days);
+    }
+    // Shifted by 82 eras of 400 years so that every day of the range is positive.
+    const ERAS: u32 = 82;
+    let n = (days + i64::from(719_468 + 146_097 * ERAS)) as u32;
+    let n1 = 4 * n + 3;
+    let century = n1 / 146_097;
+    let day_of_century = n1 % 146_097 / 4;
+    let p2 = 2_939_745 * u64::from(4 * day_of_century + 3);
+    let year_of_century = (p2 >> 32) as u32;
+    let day_of_year = (p2 as u32) / 2_939_745 / 4; // from March 1st
+    let n3 = 2141 * day_of_year + 197_913;
+    let (month, day) = (n3 >> 16, (n3 & 0xFFFF) / 2141 + 1);
+    let january_or_february = day_of_year >= 306;
+    let year = i64::from(100 * century + year_of_century) - i64::from(400 * ERAS)
+        + i64::from(january_or_february);
+    let month = if january_or_february {
+        month - 12
+    } else {
+        month
+    };
+    (year, i64::from(month), i64::from(day))
+}
+
+/// The date of a day since 1970-01-01, for any day (Howard Hinnant's algorithm).
+fn civil_from_days_hinnant(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -972,6 +1007,29 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn civil_dates_match_hinnant_for_every_formatted_day() {
+        for days in *FORMATTED_DAYS.start() - 3..=*FORMATTED_DAYS.end() + 3 {
+            assert_eq!(
+                civil_from_days(days),
+                civil_from_days_hinnant(days),
+                "{days}"
+            );
+        }
+        assert_eq!(civil_from_days(*FORMATTED_DAYS.start()), (0, 1, 1));
+        assert_eq!(civil_from_days(*FORMATTED_DAYS.end()), (9999, 12, 31));
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        // Far outside the range: no overflow, the same dates.
+        for days in [
+            i64::from(i32::MIN),
+            -10_000_000,
+            10_000_000,
+            i64::from(i32::MAX),
+        ] {
+            assert_eq!(civil_from_days(days), civil_from_days_hinnant(days));
         }
     }
 
