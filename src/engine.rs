@@ -317,7 +317,7 @@ enum BatchKey {
 
 /// What a batch's checks learned of a record, so that applying it skips lookups whose
 /// answer is known. [`Known::NOTHING`] for a write that was not checked as part of a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Known {
     /// Neither the store nor an earlier record has the task: it is inserted.
     new_task: bool,
