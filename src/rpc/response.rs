@@ -125,36 +125,37 @@ const PASCAL: EnvelopeKeys = EnvelopeKeys {
     error_tail: br#","RequestId":"#,
 };
 
-/// The key text before each of a task object's thirteen values, in output order, with the
-/// punctuation around it: written with one copy each.
+/// The text before each of a task object's thirteen values, in output order: the quote
+/// closing the value before, the key, and the quote opening this value, written with one
+/// copy each (every value is a JSON string).
 const CAMEL_TASK_KEYS: [&[u8]; 13] = [
-    br#"{"destVersion":"#,
-    br#","deviceName":"#,
-    br#","firmwareId":"#,
-    br#","iotId":"#,
-    br#","jobId":"#,
-    br#","moduleName":"#,
-    br#","productKey":"#,
-    br#","productName":"#,
-    br#","srcVersion":"#,
-    br#","taskId":"#,
-    br#","taskStatus":""#,
+    br#"{"destVersion":""#,
+    br#"","deviceName":""#,
+    br#"","firmwareId":""#,
+    br#"","iotId":""#,
+    br#"","jobId":""#,
+    br#"","moduleName":""#,
+    br#"","productKey":""#,
+    br#"","productName":""#,
+    br#"","srcVersion":""#,
+    br#"","taskId":""#,
+    br#"","taskStatus":""#,
     br#"","utcCreate":""#,
     br#"","utcModified":""#,
 ];
 
 const PASCAL_TASK_KEYS: [&[u8]; 13] = [
-    br#"{"DestVersion":"#,
-    br#","DeviceName":"#,
-    br#","FirmwareId":"#,
-    br#","IotId":"#,
-    br#","JobId":"#,
-    br#","ModuleName":"#,
-    br#","ProductKey":"#,
-    br#","ProductName":"#,
-    br#","SrcVersion":"#,
-    br#","TaskId":"#,
-    br#","TaskStatus":""#,
+    br#"{"DestVersion":""#,
+    br#"","DeviceName":""#,
+    br#"","FirmwareId":""#,
+    br#"","IotId":""#,
+    br#"","JobId":""#,
+    br#"","ModuleName":""#,
+    br#"","ProductKey":""#,
+    br#"","ProductName":""#,
+    br#"","SrcVersion":""#,
+    br#"","TaskId":""#,
+    br#"","TaskStatus":""#,
     br#"","UtcCreate":""#,
     br#"","UtcModified":""#,
 ];
@@ -214,11 +215,9 @@ fn write_task<T: TaskFields + ?Sized>(out: &mut Vec<u8>, case: KeyCase, task: &T
     for (key, (value, plain)) in keys.iter().zip(values) {
         out.extend_from_slice(key);
         if plain {
-            out.push(b'"');
             out.extend_from_slice(value.as_bytes());
-            out.push(b'"');
         } else {
-            write_json_string(out, value);
+            write_json_string_body(out, value);
         }
     }
     out.extend_from_slice(keys[10]);
@@ -260,14 +259,19 @@ const ESCAPE: [u8; 256] = {
 /// assert_eq!(String::from_utf8(out).unwrap(), r#""智能灯 \\ \"x\"\n\u0001""#);
 /// ```
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    write_json_string_body(out, s);
+    out.push(b'"');
+}
+
+/// [`write_json_string`] without the quotes around the text.
+fn write_json_string_body(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
     // Fast path: no byte needs escaping (the rule for stored task fields).
     if !swar::needs_json_escape(bytes) {
         out.extend_from_slice(bytes);
-        out.push(b'"');
         return;
     }
     // Copy each run of bytes that need no escaping with one call.
@@ -293,7 +297,6 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.extend_from_slice(&bytes[run_start..]);
-    out.push(b'"');
 }
 
 /// A fresh request id: a random UUID v4, lower-case hex, 8-4-4-4-12.
