@@ -34,6 +34,7 @@ use crate::intern::{table_bytes, ByteSlab};
 use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
 use crate::query::{DeviceRef, Query, QueryError};
 use crate::store::{DeviceIdx, InstanceId, RowIdx, Shard};
+use crate::tagtable::{TagTable, MAX_ADDR};
 use crate::view::TaskFields;
 
 /// Shards of a new engine: more shards than reader threads, so that readers rarely meet on a
@@ -76,13 +77,14 @@ struct Loc(u32);
 /// Task id → row, across all shards. Owned by the writer mutex: only writers look tasks up
 /// by id.
 ///
-/// Entries are bare addresses (4 bytes a task): a probe confirms a candidate by reading the
-/// task's id in its shard, and a resize recomputes hashes the same way. Against 8-byte entries
-/// carrying 32 bits of hash: 21.0 MB instead of 37.7 MB for the 3.2 million tasks of the
-/// million-device fleet (`memory_usage`), 5.2 bytes a task less.
+/// Entries are addresses with a few bits of hash beside them in 4 bytes (a [`TagTable`]): a
+/// probe reads one array and confirms a candidate by reading the task's id in its shard, and a
+/// rebuild recomputes hashes the same way. Against 8-byte entries carrying 32 bits of hash:
+/// 16.8 MB instead of 37.7 MB for the 3.2 million tasks of the million-device fleet
+/// (`memory_usage`).
 #[derive(Default)]
 struct Directory {
-    table: HashTable<Loc>,
+    table: TagTable,
 }
 
 /// (instance, productKey, deviceName) → device, for queries by name.
@@ -362,7 +364,7 @@ impl Engine {
     pub fn with_shards(shards: usize) -> Engine {
         let shards = shards.clamp(1, 4096);
         let shard_bits = usize::BITS - (shards - 1).leading_zeros();
-        let capacity = u32::MAX >> shard_bits;
+        let capacity = MAX_ADDR >> shard_bits;
         let hasher = DefaultHashBuilder::default();
         let mut names = Vec::new();
         let mut by_name = HashMap::new();
@@ -776,7 +778,7 @@ impl Engine {
                 let mut pairs = self.inner.pairs[shard].0.write();
                 pairs.table.reserve(g.pairs, |&l| self.pair_hash_at(l));
             }
-            dir.table.reserve(n, |&loc| self.task_hash_at(loc));
+            dir.table.reserve(n, |a| self.task_hash_at(Loc(a)));
         }
         let mut summary = WriteSummary::default();
         for (i, k) in known.into_iter().enumerate() {
@@ -820,9 +822,7 @@ impl Engine {
             return Ok(false);
         };
         // Unlink from the directory first: the entry's hash is read from the row.
-        if let Ok(entry) = dir.table.find_entry(hash, |&e| e == loc) {
-            entry.remove();
-        }
+        dir.table.remove(hash, loc.0);
         let (shard, row) = self.unloc(loc);
         self.inner.shards[shard].0.write().remove_task(RowIdx(row));
         Ok(true)
@@ -831,7 +831,7 @@ impl Engine {
     /// Releases growth slack in every column (after a bulk load of a fleet).
     pub fn shrink_to_fit(&self) {
         let mut dir = self.inner.writer.lock();
-        dir.table.shrink_to_fit(|&loc| self.task_hash_at(loc));
+        dir.table.shrink_to_fit(|a| self.task_hash_at(Loc(a)));
         for s in self.inner.shards.iter() {
             s.0.write().shrink_to_fit();
         }
@@ -844,15 +844,15 @@ impl Engine {
     fn find_task(&self, dir: &Directory, instance: InstanceId, task_id: &str) -> Option<Loc> {
         let hash = self.task_hash(instance, task_id);
         dir.table
-            .find(hash, |&loc| {
-                let (shard, row) = self.unloc(loc);
+            .find(hash, |a| {
+                let (shard, row) = self.unloc(Loc(a));
                 let guard = self.inner.shards[shard].0.read();
                 let row = RowIdx(row);
                 guard.row_is_live(row)
                     && guard.row_instance(row) == instance
                     && guard.row_key(row) == task_id
             })
-            .copied()
+            .map(Loc)
     }
 
     /// Refuses a record that would bind a device to a second identity (contract section 1),
@@ -1025,7 +1025,7 @@ impl Engine {
         &self,
         per_shard: impl Iterator<Item = (usize, usize)>,
     ) -> Result<(), WriteError> {
-        let capacity = (u32::MAX >> self.inner.shard_bits) as usize;
+        let capacity = (MAX_ADDR >> self.inner.shard_bits) as usize;
         for (shard, n) in per_shard.filter(|&(_, n)| n > 0) {
             let guard = self.inner.shards[shard].0.read();
             let used = guard.live_rows().max(guard.devices.len());
@@ -1073,8 +1073,8 @@ impl Engine {
         let mut guard = self.inner.shards[target].0.write();
         // Only entries of this shard can match: others are left to the general path, which
         // locks their shards itself.
-        let Some(&loc) = dir.table.find(hash, |&loc| {
-            let (shard, row) = self.unloc(loc);
+        let Some(loc) = dir.table.find(hash, |a| {
+            let (shard, row) = self.unloc(Loc(a));
             let row = RowIdx(row);
             shard == target
                 && guard.row_is_live(row)
@@ -1083,7 +1083,7 @@ impl Engine {
         }) else {
             return InPlace::NotHere;
         };
-        let row = RowIdx(self.unloc(loc).1);
+        let row = RowIdx(self.unloc(Loc(loc)).1);
         // The task's device, reached through its row rather than the iotId table (one hash
         // probe less: an upsert's time is its cache misses); a task moving to another device
         // of this shard finds it there.
@@ -1187,21 +1187,27 @@ impl Engine {
                     // Move between shards: hold both write locks so no reader sees the task
                     // in neither or both devices.
                     let (first, second) = (shard.min(target), shard.max(target));
-                    let mut a = self.inner.shards[first].0.write();
-                    let mut b = self.inner.shards[second].0.write();
-                    let (from, to) = if shard == first {
-                        (&mut a, &mut b)
-                    } else {
-                        (&mut b, &mut a)
+                    let new_row = {
+                        let mut a = self.inner.shards[first].0.write();
+                        let mut b = self.inner.shards[second].0.write();
+                        let (from, to) = if shard == first {
+                            (&mut a, &mut b)
+                        } else {
+                            (&mut b, &mut a)
+                        };
+                        let new_row = to
+                            .insert_task(device, rec)
+                            .ok_or(WriteError::CapacityExceeded)?;
+                        from.remove_task(RowIdx(row));
+                        new_row
                     };
-                    let new_row = to
-                        .insert_task(device, rec)
-                        .ok_or(WriteError::CapacityExceeded)?;
-                    from.remove_task(RowIdx(row));
+                    // With both shard locks released: a rebuild of the directory reads rows.
                     let new_loc = self.loc(target, new_row.0);
-                    if let Some(e) = dir.table.find_mut(task_hash, |&e| e == loc) {
-                        *e = new_loc;
-                    }
+                    dir.table.remove(task_hash, loc.0);
+                    let stored = dir
+                        .table
+                        .insert(task_hash, new_loc.0, |a| self.task_hash_at(Loc(a)));
+                    debug_assert!(stored, "capacity keeps every address storable");
                 }
                 Ok(UpsertOutcome::Replaced)
             }
@@ -1212,8 +1218,10 @@ impl Engine {
                     .insert_task(device, rec)
                     .ok_or(WriteError::CapacityExceeded)?;
                 let loc = self.loc(target, row.0);
-                dir.table
-                    .insert_unique(task_hash, loc, |&l| self.task_hash_at(l));
+                let stored = dir
+                    .table
+                    .insert(task_hash, loc.0, |a| self.task_hash_at(Loc(a)));
+                debug_assert!(stored, "capacity keeps every address storable");
                 Ok(UpsertOutcome::Inserted)
             }
         }
@@ -1224,7 +1232,7 @@ impl Engine {
     /// Bytes held, by part.
     pub fn memory_usage(&self) -> MemoryUsage {
         let mut m = MemoryUsage {
-            task_directory: table_bytes(&self.inner.writer.lock().table),
+            task_directory: self.inner.writer.lock().table.heap_bytes(),
             ..MemoryUsage::default()
         };
         for s in self.inner.shards.iter() {
@@ -1275,6 +1283,9 @@ impl Engine {
                     .map_err(|e| format!("task {key:?}: {e}"))?;
             }
         }
+        dir.table
+            .validate(|a| self.task_hash_at(Loc(a)))
+            .map_err(|e| format!("task directory: {e}"))?;
         if dir.table.len() != live {
             return Err(format!(
                 "directory holds {} tasks, shards {live}",

@@ -124,6 +124,7 @@ pub mod rpc;
 pub mod shard;
 pub(crate) mod store;
 mod swar;
+mod tagtable;
 pub mod view;
 
 pub use engine::{

@@ -29,6 +29,7 @@ use smallvec::SmallVec;
 use crate::index::Bitmaps;
 use crate::intern::{table_bytes, ByteSlab, Interner, SlabRef, Sym};
 use crate::model::{RecordRef, StatusSet, TaskStatus, Timestamp};
+use crate::tagtable::TagTable;
 
 /// Marks a free row in the `status` column.
 pub(crate) const FREE_ROW: u8 = u8::MAX;
@@ -169,8 +170,8 @@ pub(crate) struct Shard {
     pub(crate) devices: Vec<Device>,
     /// iotId and deviceName bytes of the devices (never freed: devices are permanent).
     device_strs: ByteSlab,
-    /// (instance, iotId) → device.
-    by_iot: HashTable<u32>,
+    /// (instance, iotId) → device: one array read a probe (see [`TagTable`]).
+    by_iot: TagTable,
     pub(crate) bitmaps: Bitmaps,
     /// Most rows (and devices) this shard may hold, from the engine's id packing.
     capacity: u32,
@@ -189,7 +190,7 @@ impl Shard {
             free_rows: Vec::new(),
             devices: Vec::new(),
             device_strs: ByteSlab::default(),
-            by_iot: HashTable::new(),
+            by_iot: TagTable::default(),
             bitmaps: Bitmaps::default(),
             capacity,
         }
@@ -204,11 +205,11 @@ impl Shard {
     pub(crate) fn find_device(&self, instance: InstanceId, iot: &str) -> Option<DeviceIdx> {
         let hash = self.iot_hash(instance, iot);
         self.by_iot
-            .find(hash, |&d| {
+            .find(hash, |d| {
                 let dev = &self.devices[d as usize];
                 dev.instance == instance && self.device_strs.get(dev.iot) == iot
             })
-            .map(|&d| DeviceIdx(d))
+            .map(DeviceIdx)
     }
 
     /// Adds a device; `None` when the shard is full.
@@ -242,10 +243,10 @@ impl Shard {
         });
         let hash = self.iot_hash(instance, iot);
         let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
-        self.by_iot.insert_unique(hash, idx, |&d| {
-            let dev = &devices[d as usize];
-            hasher.hash_one((dev.instance.0, strs.get(dev.iot)))
-        });
+        let stored = self
+            .by_iot
+            .insert(hash, idx, |d| device_hash(hasher, devices, strs, d));
+        debug_assert!(stored, "capacity keeps every index storable");
         Some(DeviceIdx(idx))
     }
 
@@ -363,10 +364,8 @@ impl Shard {
         self.devices.reserve_exact(g.devices);
         self.device_strs.reserve(g.device_bytes);
         let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
-        self.by_iot.reserve(g.devices, |&d| {
-            let dev = &devices[d as usize];
-            hasher.hash_one((dev.instance.0, strs.get(dev.iot)))
-        });
+        self.by_iot
+            .reserve(g.devices, |d| device_hash(hasher, devices, strs, d));
     }
 
     /// Inserts a new task of device `d`; `None` when the shard is full.
@@ -799,7 +798,7 @@ impl Shard {
                 .map(|d| d.unfinished.capacity() * 4)
                 .sum::<usize>()
             + self.device_strs.heap_bytes()
-            + table_bytes(&self.by_iot);
+            + self.by_iot.heap_bytes();
         m.bitmaps += self.bitmaps.heap_bytes();
     }
 
@@ -817,10 +816,8 @@ impl Shard {
             Self::text_hash(hasher, variant_text(dict, &variants[id as usize].variant))
         });
         let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
-        self.by_iot.shrink_to_fit(|&d| {
-            let dev = &devices[d as usize];
-            hasher.hash_one((dev.instance.0, strs.get(dev.iot)))
-        });
+        self.by_iot
+            .shrink_to_fit(|d| device_hash(hasher, devices, strs, d));
     }
 
     /// Checks every invariant between the columns, the dictionaries and the indexes.
@@ -913,6 +910,10 @@ impl Shard {
         if self.by_iot.len() != self.devices.len() {
             return Err("device index size differs from devices".into());
         }
+        let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
+        self.by_iot
+            .validate(|d| device_hash(hasher, devices, strs, d))
+            .map_err(|e| format!("device index: {e}"))?;
         let mut posted = 0usize;
         for (i, dev) in self.devices.iter().enumerate() {
             let d = DeviceIdx(i as u32);
@@ -964,6 +965,13 @@ pub(crate) enum Plan<'a> {
 }
 
 /// The six strings of a variant, in hashing order.
+/// The device index's hash of device `d` (what [`Shard::find_device`] hashes), from its
+/// stored iotId.
+fn device_hash(hasher: &DefaultHashBuilder, devices: &[Device], strs: &ByteSlab, d: u32) -> u64 {
+    let dev = &devices[d as usize];
+    hasher.hash_one((dev.instance.0, strs.get(dev.iot)))
+}
+
 fn variant_text<'d>(dict: &'d Interner, v: &Variant) -> [&'d str; 6] {
     [
         dict.get(v.job),

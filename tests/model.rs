@@ -588,3 +588,80 @@ fn stale_record_in_a_load_makes_no_binding() {
     assert_eq!(report.map(|r| r.summary.stale), Ok(1));
     engine.internal_validate().unwrap();
 }
+
+/// Tasks moving between devices of different shards while the task directory grows, fills
+/// with removed entries and is rebuilt: a rebuild reads every task's row, so it must never
+/// run while a move holds shard locks (it would wait on them forever), and every task must be
+/// found on the device it last moved to.
+#[test]
+fn tasks_move_between_shards_while_the_directory_grows() {
+    // A deadlock fails the test instead of hanging it (a liveness bound, not a timing one:
+    // the work takes milliseconds).
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        move_tasks_between_shards();
+        done.send(()).unwrap();
+    });
+    match finished.recv_timeout(std::time::Duration::from_secs(300)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("moving tasks deadlocked"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("moving tasks failed"),
+    }
+}
+
+fn move_tasks_between_shards() {
+    let engine = Engine::with_shards(4);
+    let task = |t: usize, device: usize, modified: i64| TaskRecord {
+        task_id: format!("task-{t}"),
+        job_id: "job".into(),
+        firmware_id: "fw".into(),
+        iot_id: format!("dev-{device}"),
+        product_key: "pk".into(),
+        product_name: "Lamp".into(),
+        device_name: format!("lamp-{device}"),
+        module_name: "default".into(),
+        src_version: "1.0".into(),
+        dest_version: "2.0".into(),
+        status: TaskStatus::Queued,
+        utc_create: Timestamp::from_millis(1_000),
+        utc_modified: Timestamp::from_millis(modified),
+        iot_instance_id: String::new(),
+    };
+    let mut model: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut clock = 1_000;
+    let mut write = |t: usize, device: usize, model: &mut BTreeMap<usize, usize>| {
+        clock += 1;
+        let outcome = engine.upsert(&task(t, device, clock)).unwrap();
+        let want = if model.insert(t, device).is_some() {
+            UpsertOutcome::Replaced
+        } else {
+            UpsertOutcome::Inserted
+        };
+        assert_eq!(outcome, want, "task-{t} to dev-{device}");
+    };
+    for i in 0..600 {
+        write(i, i % 16, &mut model);
+        write(i / 2, (i + 7) % 16, &mut model);
+        if i % 5 == 4 {
+            let gone = i - 3;
+            assert_eq!(
+                engine.remove("", &format!("task-{gone}")),
+                Ok(model.remove(&gone).is_some())
+            );
+        }
+    }
+    engine.internal_validate().unwrap();
+    for device in 0..16 {
+        let iot = format!("dev-{device}");
+        let answer = engine.unfinished(&Query::by_iot_id(&iot)).unwrap();
+        let mut got: Vec<String> = answer.iter().map(|t| t.task_id().to_owned()).collect();
+        got.sort();
+        let mut want: Vec<String> = model
+            .iter()
+            .filter(|&(_, &d)| d == device)
+            .map(|(t, _)| format!("task-{t}"))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "dev-{device}");
+    }
+}
