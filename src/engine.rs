@@ -1071,6 +1071,12 @@ impl Engine {
         let target = self.shard_index(rec.iot_id);
         let hash = self.task_hash(instance, rec.task_id);
         let mut guard = self.inner.shards[target].0.write();
+        // The record's device by its iotId, looked up before the task so that the two chains
+        // of cache misses (index entry, device, iotId bytes; directory entry, row, task id)
+        // run side by side rather than one after the other through the row.
+        let Some(d) = guard.find_device(instance, rec.iot_id) else {
+            return InPlace::NotHere;
+        };
         // Only entries of this shard can match: others are left to the general path, which
         // locks their shards itself.
         let Some(loc) = dir.table.find(hash, |a| {
@@ -1084,18 +1090,8 @@ impl Engine {
             return InPlace::NotHere;
         };
         let row = RowIdx(self.unloc(Loc(loc)).1);
-        // The task's device, reached through its row rather than the iotId table (one hash
-        // probe less: an upsert's time is its cache misses); a task moving to another device
-        // of this shard finds it there.
-        let row_device = guard.row_device(row);
-        let (d, same_iot) = if guard.device_iot(row_device) == rec.iot_id {
-            (row_device, true)
-        } else {
-            match guard.find_device(instance, rec.iot_id) {
-                Some(d) => (d, false),
-                None => return InPlace::NotHere,
-            }
-        };
+        // The row's device has the record's iotId exactly when it is the device found by it.
+        let same_iot = guard.row_device(row) == d;
         let same_device = guard.device_is(d, instance, rec.product_key, rec.device_name);
         let same_variant = guard.row_variant_matches(row, rec);
         if checked == Checked::ByEquality && !(same_iot && same_device && same_variant) {
