@@ -21,7 +21,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::error::{Envelope, RpcError};
-use crate::model::Field;
+use crate::model::{Field, TIMESTAMP_LEN};
 use crate::swar;
 use crate::view::TaskFields;
 
@@ -206,11 +206,15 @@ pub fn write_error(out: &mut Vec<u8>, case: KeyCase, request_id: &str, error: &R
 /// Appends one task object: straight-line code, one copy per key, values escaped only when
 /// they hold a byte that needs it (status names and timestamps never do).
 fn write_task<T: TaskFields + ?Sized>(out: &mut Vec<u8>, case: KeyCase, task: &T) {
-    let keys = match case {
-        KeyCase::Camel => &CAMEL_TASK_KEYS,
-        KeyCase::Pascal => &PASCAL_TASK_KEYS,
+    let (keys, keys_len) = match case {
+        KeyCase::Camel => (&CAMEL_TASK_KEYS, const { keys_len(&CAMEL_TASK_KEYS) }),
+        KeyCase::Pascal => (&PASCAL_TASK_KEYS, const { keys_len(&PASCAL_TASK_KEYS) }),
     };
     let values = task.json_strings();
+    if values.iter().all(|&(_, plain)| plain) {
+        write_plain_task(out, (keys, keys_len), &values, task);
+        return;
+    }
     out.reserve(160 + values.iter().map(|(v, _)| v.len()).sum::<usize>());
     for (key, (value, plain)) in keys.iter().zip(values) {
         out.extend_from_slice(key);
@@ -227,6 +231,80 @@ fn write_task<T: TaskFields + ?Sized>(out: &mut Vec<u8>, case: KeyCase, task: &T
     out.extend_from_slice(keys[12]);
     out.extend_from_slice(&task.utc_modified().format());
     out.extend_from_slice(b"\"}");
+}
+
+/// Total length of a table's key texts.
+const fn keys_len(keys: &[&[u8]; 13]) -> usize {
+    let mut total = 0;
+    let mut i = 0;
+    while i < keys.len() {
+        total += keys[i].len();
+        i += 1;
+    }
+    total
+}
+
+/// [`write_task`] for a task whose ten strings need no escaping (nearly every stored task):
+/// the object's exact size is known, so the buffer grows once and each key and value is
+/// copied with a few fixed-size moves instead of a `memcpy` call each.
+fn write_plain_task<T: TaskFields + ?Sized>(
+    out: &mut Vec<u8>,
+    (keys, keys_len): (&[&[u8]; 13], usize),
+    values: &[(&str, bool); 10],
+    task: &T,
+) {
+    let status = task.status().as_str().as_bytes();
+    let size = keys_len
+        + values.iter().map(|(v, _)| v.len()).sum::<usize>()
+        + status.len()
+        + 2 * TIMESTAMP_LEN
+        + 2;
+    let start = out.len();
+    out.resize(start + size, 0);
+    let buf = &mut out[start..];
+    let mut at = 0;
+    for (key, (value, _)) in keys.iter().zip(values) {
+        at = put(buf, at, key);
+        at = put(buf, at, value.as_bytes());
+    }
+    at = put(buf, at, keys[10]);
+    at = put(buf, at, status);
+    at = put(buf, at, keys[11]);
+    buf[at..at + TIMESTAMP_LEN].copy_from_slice(&task.utc_create().format());
+    at = put(buf, at + TIMESTAMP_LEN, keys[12]);
+    buf[at..at + TIMESTAMP_LEN].copy_from_slice(&task.utc_modified().format());
+    at += TIMESTAMP_LEN;
+    buf[at..at + 2].copy_from_slice(b"\"}");
+    debug_assert_eq!(at + 2, size);
+}
+
+/// Copies `src` into `buf` at `at` with at most two fixed-size (overlapping) moves for up to
+/// 32 bytes; returns the position after it.
+#[inline(always)]
+fn put(buf: &mut [u8], at: usize, src: &[u8]) -> usize {
+    let n = src.len();
+    let dst = &mut buf[at..at + n];
+    match n {
+        0..=3 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+    at + n
 }
 
 /// How [`write_json_string`] writes each byte: `0` raw, `u` as `\u00XX`, else `\` and the
@@ -593,6 +671,104 @@ mod tests {
         let mut empty = Vec::new();
         write_success(&mut empty, KeyCase::Camel, "rid-1", none);
         assert_eq!(empty, line(&EXPECTED_CAMEL, 11).as_bytes());
+    }
+
+    /// A record whose `json_strings` flags every string that needs no escaping as plain, as
+    /// the engine's views do, so `write_task` takes its fixed-move path for it.
+    struct Flagged(TaskRecord);
+
+    impl TaskFields for Flagged {
+        fn task_id(&self) -> &str {
+            &self.0.task_id
+        }
+        fn job_id(&self) -> &str {
+            &self.0.job_id
+        }
+        fn firmware_id(&self) -> &str {
+            &self.0.firmware_id
+        }
+        fn iot_id(&self) -> &str {
+            &self.0.iot_id
+        }
+        fn product_key(&self) -> &str {
+            &self.0.product_key
+        }
+        fn product_name(&self) -> &str {
+            &self.0.product_name
+        }
+        fn device_name(&self) -> &str {
+            &self.0.device_name
+        }
+        fn module_name(&self) -> &str {
+            &self.0.module_name
+        }
+        fn src_version(&self) -> &str {
+            &self.0.src_version
+        }
+        fn dest_version(&self) -> &str {
+            &self.0.dest_version
+        }
+        fn status(&self) -> TaskStatus {
+            self.0.status
+        }
+        fn utc_create(&self) -> Timestamp {
+            self.0.utc_create
+        }
+        fn utc_modified(&self) -> Timestamp {
+            self.0.utc_modified
+        }
+        fn iot_instance_id(&self) -> &str {
+            &self.0.iot_instance_id
+        }
+        fn json_strings(&self) -> [(&str, bool); 10] {
+            self.0
+                .json_strings()
+                .map(|(s, _)| (s, !swar::needs_json_escape(s.as_bytes())))
+        }
+    }
+
+    /// Mostly strings that need no escaping (every length up to 80, multi-byte characters
+    /// included), sometimes one that does.
+    fn text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let regex = |r: &str| proptest::string::string_regex(r).unwrap_or_else(|e| panic!("{e}"));
+        prop_oneof![
+            8 => regex("[a-zA-Z0-9 é智._/-]{0,80}"),
+            2 => regex("[a-z]{0,3}"),
+            1 => regex("[a-z\"\\\\\n]{0,20}"),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The fixed-move path writes what the escaping path writes, for every length the
+        /// moves distinguish (0–3, 4–7, 8–16, 17–32, longer), both key cases, several tasks.
+        #[test]
+        fn plain_tasks_are_written_as_the_escaping_path_writes_them(
+            fields in proptest::collection::vec(text(), 10),
+            created in 0i64..253_402_300_800_000,
+            status in 0usize..7,
+            tasks in 1usize..3,
+        ) {
+            let mut record = seed();
+            for (slot, value) in [
+                &mut record.task_id, &mut record.job_id, &mut record.firmware_id,
+                &mut record.iot_id, &mut record.product_key, &mut record.product_name,
+                &mut record.device_name, &mut record.module_name, &mut record.src_version,
+                &mut record.dest_version,
+            ].into_iter().zip(fields) {
+                *slot = value;
+            }
+            record.status = TaskStatus::ALL[status];
+            record.utc_create = Timestamp::from_millis(created);
+            record.utc_modified = Timestamp::from_millis(created / 3);
+            for case in [KeyCase::Camel, KeyCase::Pascal] {
+                let mut escaped = b"prefix".to_vec();
+                write_success(&mut escaped, case, "r", vec![record.as_ref(); tasks]);
+                let mut fixed = b"prefix".to_vec();
+                write_success(&mut fixed, case, "r", (0..tasks).map(|_| Flagged(record.clone())));
+                proptest::prop_assert_eq!(String::from_utf8(fixed), String::from_utf8(escaped));
+            }
+        }
     }
 
     #[test]
