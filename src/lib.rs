@@ -62,10 +62,12 @@
 //!   strings a task shares with its job (job, firmware, product name, module, versions) cost
 //!   one id. Device-level fields live with the device. Freed rows and ids are reused.
 //! - **Indexes.** Per device (by `iotId`, and by product key and device name), a posting list
-//!   of its unfinished rows kept in answer order; per status, module and job, roaring bitmaps
-//!   ([`Engine::count_tasks`]). A device query walks the posting list; the bitmaps serve
-//!   fleet-wide sets, and the planner uses the module bitmap when it is much smaller than a
-//!   device's list (see `benches/planner.rs`).
+//!   of its unfinished rows kept in answer order. The `iotId` index and the task directory
+//!   are tag tables: 4-byte entries carrying bits of the key's hash beside its address, so a
+//!   probe reads one array and compares a stored key only on a tag match. Per status, module
+//!   and job, roaring bitmaps ([`Engine::count_tasks`]). A device query walks the posting
+//!   list; the bitmaps serve fleet-wide sets, and the planner uses the module bitmap when it
+//!   is much smaller than a device's list (see `benches/planner.rs`).
 //! - **Concurrency.** Devices are spread over shards, each behind its own reader-writer lock;
 //!   writers are serialized. See [`engine`] for the model and why.
 //! - **Scale-out.** [`shard_of`] is a frozen function from `iotId` to one of `n` service
