@@ -11,7 +11,11 @@
 //!
 //! Linear probing over a power-of-two array, at most 7/8 full (counting tombstones). The
 //! address field grows (and the tags shrink) as addresses do; every rebuild recomputes the
-//! hashes through the caller's function, as a hashbrown table's growth does.
+//! hashes through the caller's function, as a hashbrown table's growth does. That function
+//! runs inside `insert`, `reserve` and `shrink_to_fit`, so it must not wait on anything their
+//! caller holds: the engine's reads rows under shard read locks, and it changes a table only
+//! with no shard lock of its own held (a cross-shard move updates the task directory after
+//! releasing both shards).
 
 /// Largest address a [`TagTable`] stores.
 pub(crate) const MAX_ADDR: u32 = u32::MAX - 2;
