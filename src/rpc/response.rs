@@ -203,8 +203,9 @@ pub fn write_error(out: &mut Vec<u8>, case: KeyCase, request_id: &str, error: &R
     });
 }
 
-/// Appends one task object: straight-line code, one copy per key, values escaped only when
-/// they hold a byte that needs it (status names and timestamps never do).
+/// Appends one task object. A task whose strings are all flagged plain goes to
+/// [`write_plain_task`]; otherwise one copy per key, each value escaped only when it holds a
+/// byte that needs it (status names and timestamps never do).
 fn write_task<T: TaskFields + ?Sized>(out: &mut Vec<u8>, case: KeyCase, task: &T) {
     let (keys, keys_len) = match case {
         KeyCase::Camel => (&CAMEL_TASK_KEYS, const { keys_len(&CAMEL_TASK_KEYS) }),
