@@ -16,6 +16,7 @@ use smallvec::SmallVec;
 
 use crate::engine::{Engine, WriteError, WriteSummary};
 use crate::model::{Field, FieldError, RecordRef, TaskStatus, Timestamp, Violation, STRING_FIELDS};
+use crate::prefetch::{prefetch, prefetch_bytes};
 
 /// Longest line accepted, in bytes. A record's own fields take at most about 1.5 KiB; the
 /// rest leaves room for the unknown keys of `ListOTATaskByJob` records (`taskDesc`, …).
@@ -162,6 +163,30 @@ impl<'a> Stager<'a> {
             buffers: Buffers::new(1024),
             scratch: Vec::with_capacity(1024),
             tape: Some(Tape::null().reset()),
+        }
+    }
+
+    /// Starts loading record `i` (`line == false`) or, once that has arrived, the bytes of its
+    /// values (from the first to the end of the last, within the line it was read from; a
+    /// decoded value lives elsewhere and is not prefetched).
+    fn prefetch(&self, i: usize, line: bool) {
+        let Some(r) = self.records.get(i) else {
+            return;
+        };
+        if !line {
+            prefetch(r);
+            prefetch(&r.line); // the record's second cache line
+            return;
+        }
+        let (mut lo, mut hi) = (u32::MAX, 0);
+        for span in &r.strings {
+            if span.len & DECODED == 0 && span.len > 0 {
+                lo = lo.min(span.start);
+                hi = hi.max(span.start + span.len);
+            }
+        }
+        if lo < hi {
+            prefetch_bytes(self.input.as_bytes(), lo as usize, (hi - lo) as usize);
         }
     }
 
@@ -489,7 +514,7 @@ impl Engine {
         }
         let n = stager.records.len();
         let summary = self
-            .write_batch_by(n, true, |i| stager.get(i))
+            .write_batch_by(n, true, |i| stager.get(i), |i, l| stager.prefetch(i, l))
             .map_err(|e| write_error(&stager, e))?;
         Ok(LoadReport {
             records: n,

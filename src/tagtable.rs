@@ -20,6 +20,9 @@
 /// Largest address a [`TagTable`] stores.
 pub(crate) const MAX_ADDR: u32 = u32::MAX - 2;
 
+/// [`TagTable::insert_all`] orders a large batch by the top this many bits of its buckets.
+const REGION_BITS: u32 = 8;
+
 /// An unused bucket.
 const EMPTY: u32 = 0;
 
@@ -156,6 +159,65 @@ impl TagTable {
             self.rebuild(self.len + 1, addr, &rehash);
         }
         self.put(hash, addr);
+        true
+    }
+
+    /// An empty table that holds `n` entries with addresses up to `largest` without a
+    /// rebuild.
+    pub(crate) fn with_capacity(n: usize, largest: u32) -> TagTable {
+        let mut table = TagTable::default();
+        if n > 0 {
+            table.rebuild(n, largest.min(MAX_ADDR), &|_| 0); // no live entry to rehash
+        }
+        table
+    }
+
+    /// Starts loading the bucket a probe for `hash` begins at.
+    pub(crate) fn prefetch(&self, hash: u64) {
+        if !self.slots.is_empty() {
+            crate::prefetch::prefetch(&self.slots[self.home(hash)]);
+        }
+    }
+
+    /// Stores every `(hash, addr)` of `entries` (distinct keys, none stored yet), reordering
+    /// `entries`: they go in by the region of the array they land in, so that a batch larger
+    /// than the caches writes each region while it is cached rather than one random bucket
+    /// at a time. False, with nothing stored, when an address is over [`MAX_ADDR`].
+    pub(crate) fn insert_all(
+        &mut self,
+        entries: &mut Vec<(u64, u32)>,
+        rehash: impl Fn(u32) -> u64,
+    ) -> bool {
+        let largest = entries.iter().map(|e| e.1).max().unwrap_or(0);
+        if largest > MAX_ADDR {
+            return false;
+        }
+        if self.len + self.tombstones + entries.len() > self.max_load() || !self.fits(largest) {
+            self.rebuild(self.len + entries.len(), largest, &rehash);
+        }
+        let bits = self.slots.len().trailing_zeros();
+        if entries.len() >= 1 << 16 && bits > REGION_BITS {
+            // A counting sort by the top bits of the home bucket.
+            let shift = bits - REGION_BITS;
+            let region = |hash: u64| (hash as usize & (self.slots.len() - 1)) >> shift;
+            let mut start = vec![0usize; (1 << REGION_BITS) + 1];
+            for e in entries.iter() {
+                start[region(e.0) + 1] += 1;
+            }
+            for r in 0..1 << REGION_BITS {
+                start[r + 1] += start[r];
+            }
+            let mut sorted = vec![(0u64, 0u32); entries.len()];
+            for &e in entries.iter() {
+                let r = region(e.0);
+                sorted[start[r]] = e;
+                start[r] += 1;
+            }
+            *entries = sorted;
+        }
+        for &(hash, addr) in entries.iter() {
+            self.put(hash, addr);
+        }
         true
     }
 

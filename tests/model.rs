@@ -665,3 +665,97 @@ fn move_tasks_between_shards() {
         assert_eq!(got, want, "dev-{device}");
     }
 }
+
+/// A large batch of new tasks is applied shard by shard (runs of records under one shard
+/// lock, the task directory filled last): the store it leaves must be the one upserting its
+/// records one by one leaves, down to every device's answer by either name, the fleet-wide
+/// counts by job (the job bitmaps) and the order in which instances got their ids. A second
+/// batch of new tasks over the same devices goes the same way into a store that has them.
+#[test]
+fn a_fleet_loads_as_its_records_upserted_one_by_one() {
+    let fleet = ota_index::fleet::Fleet::new(2_000);
+    let mut records: Vec<TaskRecord> = fleet.tasks().collect();
+    // Two named instances, first seen in this order, each holding a copy of some devices.
+    let copies: Vec<TaskRecord> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 7 == 3)
+        .map(|(i, r)| {
+            let mut r = r.clone();
+            r.iot_instance_id = if i % 2 == 0 { "iot-b" } else { "iot-a" }.into();
+            r
+        })
+        .collect();
+    records.extend(copies);
+    // Held back for the second batch: every tenth task (new tasks of known devices).
+    let (later, first): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| i % 10 == 9);
+    let first: Vec<TaskRecord> = first.into_iter().map(|(_, r)| r).collect();
+    let later: Vec<TaskRecord> = later.into_iter().map(|(_, r)| r).collect();
+    for shards in [1, 32] {
+        let [loaded, batched, one_by_one] = [0; 3].map(|_| Engine::with_shards(shards));
+        let want = upsert_in_order(&one_by_one, &first).expect("the first batch applies");
+        assert_eq!(want.inserted, first.len());
+        let got = loaded
+            .load_jsonl(&to_jsonl(&first))
+            .expect("the fleet loads");
+        assert_eq!(got.summary, want);
+        let refs: Vec<_> = first.iter().map(TaskRecord::as_ref).collect();
+        assert_eq!(batched.write_batch(&refs), Ok(want));
+        let want = upsert_in_order(&one_by_one, &later).expect("the second batch applies");
+        assert_eq!(
+            loaded.load_jsonl(&to_jsonl(&later)).map(|r| r.summary),
+            Ok(want)
+        );
+        let refs: Vec<_> = later.iter().map(TaskRecord::as_ref).collect();
+        assert_eq!(batched.write_batch(&refs), Ok(want));
+
+        let expected = sorted_tasks(&one_by_one);
+        assert_eq!(expected.len(), first.len() + later.len());
+        for engine in [&loaded, &batched] {
+            assert_eq!(engine.instances(), one_by_one.instances());
+            assert_eq!(engine.device_count(), one_by_one.device_count());
+            assert_eq!(sorted_tasks(engine), expected);
+            engine.internal_validate().expect("a valid store");
+            let mut jobs = BTreeSet::new();
+            let mut devices = BTreeSet::new();
+            for task in &expected {
+                jobs.insert((task.iot_instance_id.clone(), task.job_id.clone()));
+                let device = (&task.iot_instance_id, &task.iot_id, &task.module_name);
+                if !devices.insert(device) {
+                    continue; // asked already
+                }
+                let instance = task.iot_instance_id.as_str();
+                let by_iot = Query::by_iot_id(&task.iot_id).instance(instance);
+                let by_name = Query::by_name(&task.product_key, &task.device_name)
+                    .instance(instance)
+                    .module(&task.module_name);
+                for query in [by_iot, by_name] {
+                    let got: Vec<TaskRecord> = engine
+                        .unfinished(&query)
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.to_record())
+                        .collect();
+                    let want: Vec<TaskRecord> = one_by_one
+                        .unfinished(&query)
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.to_record())
+                        .collect();
+                    assert_eq!(got, want, "{query:?}");
+                }
+            }
+            for (instance, job) in &jobs {
+                let filter = ota_index::TaskFilter {
+                    instance: Some(instance),
+                    job: Some(job),
+                    ..Default::default()
+                };
+                assert_eq!(engine.count_tasks(&filter), one_by_one.count_tasks(&filter));
+            }
+        }
+    }
+}
