@@ -36,3 +36,29 @@ pub(crate) fn prefetch_bytes(bytes: &[u8], start: usize, len: usize) {
         prefetch(&bytes[last]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetching_any_range_reads_only_inside_the_slice() {
+        let bytes = vec![7u8; 300];
+        for (start, len) in [
+            (0, 0),
+            (0, 1),
+            (0, 300),
+            (10, 64),
+            (250, 100),
+            (299, 1),
+            (300, 5),
+            (5000, 10),
+            (usize::MAX - 1, 10),
+        ] {
+            prefetch_bytes(&bytes, start, len); // must not panic
+        }
+        prefetch_bytes(&[], 0, 64);
+        prefetch(&bytes);
+        assert_eq!(bytes.len(), 300); // a hint changes nothing
+    }
+}
