@@ -316,53 +316,86 @@ impl<'a> Stager<'a> {
 /// `pairs` in any state, for every other line (which simd-json then parses, and reports). Such
 /// strings are their own decoded values, so the pairs are slices of `line`.
 fn scan_flat<'l>(line: &'l str, pairs: &mut SmallVec<[(&'l str, &'l str); 16]>) -> bool {
+    use crate::swar::{has_byte, has_byte_below, word_at, ONES};
     let b = line.as_bytes();
-    // With no control byte in the line, JSON's only whitespace left is the space; with no
-    // backslash, every string ends at its next quote.
-    if crate::swar::any_word(b, |v| {
-        crate::swar::has_byte_below(v, 0x20) || crate::swar::has_byte(v, b'\\')
-    }) {
-        return false;
-    }
-    let skip = |mut i: usize| {
-        while b.get(i) == Some(&b' ') {
-            i += 1;
+    // One pass, a word at a time: refuse control bytes (with none, JSON's only whitespace
+    // left is the space) and backslashes (with none, every string ends at its next quote),
+    // and note where every quote is. Against a `memchr` call a string (26 a line), staging
+    // the million-device fleet took 1.49 s instead of 1.56 s (medians of three alternating
+    // runs) for 3 % more instructions: fewer calls and mispredicted loop exits.
+    let mut quotes = [0u16; MAX_FLAT_QUOTES];
+    let mut count = 0;
+    let mut note = |at: usize| {
+        if count == MAX_FLAT_QUOTES {
+            return false;
         }
-        i
+        quotes[count] = at as u16; // lines are at most 64 KiB
+        count += 1;
+        true
     };
-    // The string opening at `i` (which must be a quote) and the index after its closing quote.
-    let string = |i: usize| -> Option<(&'l str, usize)> {
-        if b.get(i) != Some(&b'"') {
-            return None;
+    let mut at = 0;
+    while at + 8 <= b.len() {
+        let v = word_at(b, at);
+        if has_byte_below(v, 0x20) || has_byte(v, b'\\') {
+            return false;
         }
-        let len = memchr::memchr(b'"', &b[i + 1..])?;
-        Some((line.get(i + 1..i + 1 + len)?, i + len + 2))
-    };
-    let mut i = skip(0);
-    if b.get(i) != Some(&b'{') {
-        return false;
+        // The high bit of each byte equal to `"`, exactly (no borrow between lanes).
+        let x = v ^ (ONES * u64::from(b'"'));
+        let low7 = ONES * 0x7F;
+        let mut found = !(((x & low7) + low7) | x) & (ONES * 0x80);
+        while found != 0 {
+            if !note(at + (found.trailing_zeros() / 8) as usize) {
+                return false;
+            }
+            found &= found - 1;
+        }
+        at += 8;
     }
-    i = skip(i + 1);
-    loop {
-        let Some((key, after)) = string(i) else {
+    for (i, &c) in b.iter().enumerate().skip(at) {
+        if c < 0x20 || c == b'\\' || (c == b'"' && !note(i)) {
+            return false;
+        }
+    }
+    let quotes = &quotes[..count];
+    // Every byte outside the strings is in one of these gaps: spaces, then `want`, then
+    // spaces (`want` absent: spaces only).
+    let gap = |from: usize, to: usize, want: u8| {
+        let g = &b[from..to];
+        if g.len() == 1 {
+            return g[0] == want; // the usual, unspaced case
+        }
+        let Some(p) = g.iter().position(|&c| c != b' ') else {
             return false;
         };
-        i = skip(after);
-        if b.get(i) != Some(&b':') {
+        g[p] == want && g[p + 1..].iter().all(|&c| c == b' ')
+    };
+    // Key, value, key, value…: four quotes a pair, at least one pair.
+    if count == 0 || count % 4 != 0 || !gap(0, usize::from(quotes[0]), b'{') {
+        return false;
+    }
+    for (k, q) in quotes.chunks_exact(4).enumerate() {
+        let [k0, k1, v0, v1] = [q[0], q[1], q[2], q[3]].map(usize::from);
+        if !gap(k1 + 1, v0, b':') {
             return false;
         }
-        let Some((value, after)) = string(skip(i + 1)) else {
+        let (Some(key), Some(value)) = (line.get(k0 + 1..k1), line.get(v0 + 1..v1)) else {
             return false;
         };
         pairs.push((key, value));
-        i = skip(after);
-        match b.get(i) {
-            Some(b',') => i = skip(i + 1),
-            Some(b'}') => return skip(i + 1) == b.len(),
-            _ => return false,
+        let ok = match quotes.get(4 * k + 4) {
+            Some(&next) => gap(v1 + 1, usize::from(next), b','),
+            None => gap(v1 + 1, b.len(), b'}'),
+        };
+        if !ok {
+            return false;
         }
     }
+    true
 }
+
+/// Quotes a line read by [`scan_flat`] may hold (32 pairs); a longer object goes to
+/// simd-json.
+const MAX_FLAT_QUOTES: usize = 128;
 
 /// Reads one record object from a tape, copying its known string fields to `bytes`.
 fn stage_tape(
@@ -619,6 +652,14 @@ mod tests {
             SEED[..SEED.len() - 3].to_owned(),
             SEED[1..].to_owned(),
             "{}".to_owned(),
+            SEED.replacen("\",\"", "\" \"", 1),
+            SEED.replacen("\",\"", "\",,\"", 1),
+            SEED.replacen("\":\"", "\"::\"", 1),
+            SEED.replacen("\":\"", "\" : : \"", 1),
+            SEED.replace('{', "{{"),
+            SEED.replace('}', "}}"),
+            SEED.replace('}', "} }"),
+            r#"{"taskId":"a""b"}"#.to_owned(),
             r#"["taskId","x"]"#.to_owned(),
             r#""taskId""#.to_owned(),
             r#"{"taskId"}"#.to_owned(),
