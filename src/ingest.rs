@@ -316,7 +316,7 @@ impl<'a> Stager<'a> {
 /// `pairs` in any state, for every other line (which simd-json then parses, and reports). Such
 /// strings are their own decoded values, so the pairs are slices of `line`.
 fn scan_flat<'l>(line: &'l str, pairs: &mut SmallVec<[(&'l str, &'l str); 16]>) -> bool {
-    use crate::swar::{has_byte, has_byte_below, word_at, ONES};
+    use crate::swar::{word_at, zero_bytes, ONES};
     let b = line.as_bytes();
     // One pass, a word at a time: refuse control bytes (with none, JSON's only whitespace
     // left is the space) and backslashes (with none, every string ends at its next quote),
@@ -336,7 +336,9 @@ fn scan_flat<'l>(line: &'l str, pairs: &mut SmallVec<[(&'l str, &'l str); 16]>) 
     let mut at = 0;
     while at + 8 <= b.len() {
         let v = word_at(b, at);
-        if has_byte_below(v, 0x20) || has_byte(v, b'\\') {
+        // Both tests at once, one branch (each flags exactly when its byte is present).
+        let backslash = zero_bytes(v ^ (ONES * u64::from(b'\\')));
+        if (v.wrapping_sub(ONES * 0x20) & !v) & (ONES * 0x80) | backslash != 0 {
             return false;
         }
         // The high bit of each byte equal to `"`, exactly (no borrow between lanes).
