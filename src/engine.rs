@@ -777,19 +777,25 @@ impl Engine {
         // What each shard will receive at most, for capacity and sizing.
         let mut per_shard = vec![Growth::default(); self.inner.shards.len()];
         // Hashes of the records ahead, whose buckets are on their way.
-        let mut ahead = [BatchHashes::default(); CHECK_AHEAD];
-        for (i, h) in ahead.iter_mut().enumerate().take(n) {
-            *h = self.batch_hashes(&get(i));
-            overlay.prefetch(h);
+        // The records ahead and their hashes (each record made once: `get` checks eleven
+        // string bounds).
+        let mut ahead = std::collections::VecDeque::with_capacity(CHECK_AHEAD + 1);
+        let announce = |ahead: &mut std::collections::VecDeque<_>, overlay: &Overlay, i| {
+            let r = get(i);
+            let h = self.batch_hashes(&r);
+            overlay.prefetch(&h);
+            ahead.push_back((r, h));
+        };
+        for i in 0..n.min(CHECK_AHEAD) {
+            announce(&mut ahead, &overlay, i);
         }
         for i in 0..n {
-            let r = get(i);
-            let hashes = ahead[i % CHECK_AHEAD];
             if i + CHECK_AHEAD < n {
-                let h = self.batch_hashes(&get(i + CHECK_AHEAD));
-                overlay.prefetch(&h);
-                ahead[i % CHECK_AHEAD] = h;
+                announce(&mut ahead, &overlay, i + CHECK_AHEAD);
             }
+            let Some((r, hashes)) = ahead.pop_front() else {
+                break; // cannot happen: record `i` was announced
+            };
             let k = self
                 .check_batch_record(&dir, i, &r, hashes, &mut overlay, &get)
                 .map_err(|e| (i, e))?;
@@ -1075,9 +1081,16 @@ impl Engine {
         let rehash_iot = |j: u32| self.batch_hashes(&get(j as usize)).iot;
         let rehash_pair = |j: u32| self.batch_hashes(&get(j as usize)).pair;
         let rehash_task = |j: u32| self.batch_hashes(&get(j as usize)).task;
+        // The record the device table's probe matched, kept so that its binding is read
+        // without making the record a second time (most records find their device there).
+        let matched = std::cell::Cell::new(None);
         let same_iot = |j: u32| {
             let b = get(j as usize);
-            b.iot_id == rec.iot_id && b.iot_instance_id == inst
+            let same = b.iot_id == rec.iot_id && b.iot_instance_id == inst;
+            if same {
+                matched.set(Some(b));
+            }
+            same
         };
         let same_pair = |j: u32| {
             let b = get(j as usize);
@@ -1094,7 +1107,7 @@ impl Engine {
         if !in_store {
             match overlay.by_iot.find(hashes.iot, same_iot) {
                 Some(j) => {
-                    let b = get(j as usize);
+                    let b = matched.get().unwrap_or_else(|| get(j as usize));
                     if (b.product_key, b.device_name) != (rec.product_key, rec.device_name) {
                         return Err(conflict(
                             rec,

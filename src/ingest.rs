@@ -105,27 +105,29 @@ pub struct LoadReport {
     pub summary: WriteSummary,
 }
 
-/// Where one staged string is: in the input itself (a value with no escapes, the usual case)
-/// or in the staging buffer (a value decoded by simd-json).
+/// Where one staged string is, in the input or the staging buffer (see [`Staged::decoded`]).
 #[derive(Clone, Copy, Default)]
 struct Span {
     start: u32,
-    /// The length, with [`DECODED`] set for a span of the staging buffer.
     len: u32,
 }
 
-/// [`Span::len`]'s flag for a string kept in the staging buffer (lines are at most
-/// [`MAX_LINE_BYTES`] long, so lengths never reach this bit).
-const DECODED: u32 = 1 << 31;
-
-/// One parsed line, its strings in the input or the staging buffer.
+/// One parsed line, its strings in the input or the staging buffer. Laid out in this order
+/// (112 bytes) so that [`Stager::prefetch`] knows which fields start its cache lines.
+#[repr(C)]
 struct Staged {
     strings: [Span; 11],
-    status: TaskStatus,
     created: Timestamp,
     modified: Timestamp,
     line: u32,
+    status: TaskStatus,
+    /// The strings are in the staging buffer (the line was decoded by simd-json), not in the
+    /// input (a line the flat scanner read, the usual case): one test a record, not one a
+    /// string, each time [`Stager::get`] makes it.
+    decoded: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<Staged>() == 112);
 
 /// A line's value of each field (by [`field_slot`]), as read from the line.
 type Values<'v> = [Option<&'v str>; Field::ALL.len()];
@@ -167,40 +169,38 @@ impl<'a> Stager<'a> {
     }
 
     /// Starts loading record `i` (`line == false`) or, once that has arrived, the bytes of its
-    /// values (from the first to the end of the last, within the line it was read from; a
-    /// decoded value lives elsewhere and is not prefetched).
+    /// values (from the first to the end of the last: within its line, or for a decoded
+    /// record, the staging buffer).
     fn prefetch(&self, i: usize, line: bool) {
         let Some(r) = self.records.get(i) else {
             return;
         };
         if !line {
+            // Its first, 64th and last bytes: the two or three cache lines it spans.
             prefetch(r);
-            prefetch(&r.line); // the record's second cache line
+            prefetch(&r.strings[8]);
+            prefetch(&r.decoded);
             return;
         }
         let (mut lo, mut hi) = (u32::MAX, 0);
         for span in &r.strings {
-            if span.len & DECODED == 0 && span.len > 0 {
+            if span.len > 0 {
                 lo = lo.min(span.start);
                 hi = hi.max(span.start + span.len);
             }
         }
+        let text = if r.decoded { &self.bytes } else { self.input };
         if lo < hi {
-            prefetch_bytes(self.input.as_bytes(), lo as usize, (hi - lo) as usize);
+            prefetch_bytes(text.as_bytes(), lo as usize, (hi - lo) as usize);
         }
     }
 
     fn get(&self, i: usize) -> RecordRef<'_> {
         let r = &self.records[i];
+        let text = if r.decoded { &self.bytes } else { self.input };
         let s = |k: usize| {
             let span = r.strings[k];
-            let len = span.len & !DECODED;
-            let text = if span.len & DECODED == 0 {
-                self.input
-            } else {
-                &self.bytes
-            };
-            &text[span.start as usize..(span.start + len) as usize]
+            &text[span.start as usize..(span.start + span.len) as usize]
         };
         RecordRef {
             task_id: s(0),
@@ -284,7 +284,7 @@ impl<'a> Stager<'a> {
         // Every value read is a slice of `line`: its place in the input is its place in the
         // line. (An absent `iotInstanceId` is the empty string, which needs no place.)
         let base = line.as_ptr() as usize;
-        Some(finish(&values, number, |value| match value.len() {
+        Some(finish(&values, number, false, |value| match value.len() {
             0 => Span::default(),
             len => Span {
                 start: (offset + (value.as_ptr() as usize - base)) as u32,
@@ -434,10 +434,10 @@ fn stage_tape(
     if let Some(fault) = fault {
         return Err(LoadErrorKind::Json(fault.into()));
     }
-    let staged = finish(&values, number, |value| {
+    let staged = finish(&values, number, true, |value| {
         let span = Span {
             start: bytes.len() as u32,
-            len: value.len() as u32 | DECODED,
+            len: value.len() as u32,
         };
         bytes.push_str(value);
         span
@@ -477,6 +477,7 @@ fn field_values<'v>(
 fn finish<'v>(
     values: &Values<'v>,
     number: usize,
+    decoded: bool,
     mut keep: impl FnMut(&'v str) -> Span,
 ) -> Result<Staged, LoadErrorKind> {
     let invalid = |field, violation| LoadErrorKind::InvalidField(FieldError::new(field, violation));
@@ -504,6 +505,7 @@ fn finish<'v>(
         .ok_or_else(|| invalid(Field::UtcModified, Violation::BadTimestamp))?;
     Ok(Staged {
         strings: spans,
+        decoded,
         status,
         created,
         modified,
