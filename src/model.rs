@@ -193,6 +193,9 @@ impl Timestamp {
     /// is not exactly that shape or names no real instant (month 13, February 30, hour 24, …).
     pub fn parse(text: &str) -> Option<Timestamp> {
         let b = text.as_bytes();
+        if let Ok(full) = <&[u8; TIMESTAMP_LEN]>::try_from(b) {
+            return Timestamp::parse_full(full);
+        }
         if b.len() < 20 || b.len() > TIMESTAMP_LEN || b[b.len() - 1] != b'Z' {
             return None;
         }
@@ -224,6 +227,46 @@ impl Timestamp {
             _ => return None,
         };
         Timestamp::from_civil([year, month, day, hour, minute, second], millis)
+    }
+
+    /// [`Timestamp::parse`] of the full form, `YYYY-MM-DDThh:mm:ss.fffZ` (what the platform
+    /// and the fleet write: two a bulk-loaded record): three words, the separators compared
+    /// and the 17 digits tested at once (a byte is a digit when its high nibble is 3, also
+    /// after adding 6), then the fields read at fixed places. About a third of the
+    /// instructions of the general path.
+    fn parse_full(b: &[u8; TIMESTAMP_LEN]) -> Option<Timestamp> {
+        // Per word: the template's separator bytes, and all ones in their lanes.
+        const SEPARATORS: [u64; 3] = [
+            u64::from_le_bytes(*b"\0\0\0\0-\0\0-"),
+            u64::from_le_bytes(*b"\0\0T\0\0:\0\0"),
+            u64::from_le_bytes(*b":\0\0.\0\0\0Z"),
+        ];
+        const SEPARATOR_LANES: [u64; 3] = [
+            0xFF00_00FF_0000_0000,
+            0x0000_FF00_00FF_0000,
+            0xFF00_0000_FF00_00FF,
+        ];
+        let mut bad = 0u64;
+        for (k, c) in b.chunks_exact(8).enumerate() {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            let digit_lanes = !SEPARATOR_LANES[k];
+            let (nibble, threes) = (
+                0xF0F0_F0F0_F0F0_F0F0 & digit_lanes,
+                0x3030_3030_3030_3030 & digit_lanes,
+            );
+            bad |= (w & SEPARATOR_LANES[k]) ^ SEPARATORS[k];
+            // A carry out of a lane comes only from a byte that already failed `nibble`.
+            bad |= (w & nibble) ^ threes;
+            bad |= (w.wrapping_add(0x0606_0606_0606_0606 & digit_lanes) & nibble) ^ threes;
+        }
+        if bad != 0 {
+            return None;
+        }
+        let d = |i: usize| i64::from(b[i] - b'0');
+        let two = |i: usize| d(i) * 10 + d(i + 1);
+        let year = two(0) * 100 + two(2);
+        let millis = d(20) * 100 + two(21);
+        Timestamp::from_civil([year, two(5), two(8), two(11), two(14), two(17)], millis)
     }
 
     /// The instant of a civil date and time of day, `None` when it names none (month 13,
@@ -999,6 +1042,9 @@ mod tests {
             "2024-11-12T08:00:00.05Z",
             "2024-02-29T23:59:59.999Z",
             "1999-12-31T09:09:09.000Z",
+            "0000-01-01T00:00:00.000Z",
+            "9999-12-31T23:59:59.999Z",
+            "2023-02-28T19:30:45.678Z",
         ] {
             for at in 0..text.len() {
                 for c in 0..=u8::MAX {
