@@ -105,17 +105,25 @@ pub struct LoadReport {
     pub summary: WriteSummary,
 }
 
-/// Where one staged string is, in the input or the staging buffer (see [`Staged::decoded`]).
+/// Where one staged string is: from [`Staged::base`], in the input or the staging buffer
+/// (see [`Staged::decoded`]). A record's strings lie within its line, or for a decoded line
+/// within as many bytes (decoding never lengthens a string), and a line is at most
+/// [`MAX_LINE_BYTES`] = 64 KiB: 16 bits each.
 #[derive(Clone, Copy, Default)]
 struct Span {
-    start: u32,
-    len: u32,
+    start: u16,
+    len: u16,
 }
 
-/// One parsed line, its strings in the input or the staging buffer. Laid out in this order
-/// (112 bytes) so that [`Stager::prefetch`] knows which fields start its cache lines.
+const _: () = assert!(MAX_LINE_BYTES <= 1 << 16);
+
+/// One parsed line, its strings in the input or the staging buffer. 72 bytes (against 112
+/// with 32-bit spans: 128 MB less to write and read for the million-device fleet), laid
+/// out in this order so that [`Stager::prefetch`] knows which fields start and end it.
 #[repr(C)]
 struct Staged {
+    /// Where the line starts in the input, or its strings in the staging buffer.
+    base: u32,
     strings: [Span; 11],
     created: Timestamp,
     modified: Timestamp,
@@ -127,7 +135,7 @@ struct Staged {
     decoded: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Staged>() == 112);
+const _: () = assert!(std::mem::size_of::<Staged>() == 72);
 
 /// A line's value of each field (by [`field_slot`]), as read from the line.
 type Values<'v> = [Option<&'v str>; Field::ALL.len()];
@@ -176,31 +184,33 @@ impl<'a> Stager<'a> {
             return;
         };
         if !line {
-            // Its first, 64th and last bytes: the two or three cache lines it spans.
+            // Its first and last bytes: the two cache lines it spans (records start at
+            // multiples of 8).
             prefetch(r);
-            prefetch(&r.strings[8]);
             prefetch(&r.decoded);
             return;
         }
-        let (mut lo, mut hi) = (u32::MAX, 0);
+        let (mut lo, mut hi) = (usize::MAX, 0);
         for span in &r.strings {
             if span.len > 0 {
-                lo = lo.min(span.start);
-                hi = hi.max(span.start + span.len);
+                lo = lo.min(usize::from(span.start));
+                hi = hi.max(usize::from(span.start) + usize::from(span.len));
             }
         }
         let text = if r.decoded { &self.bytes } else { self.input };
         if lo < hi {
-            prefetch_bytes(text.as_bytes(), lo as usize, (hi - lo) as usize);
+            prefetch_bytes(text.as_bytes(), r.base as usize + lo, hi - lo);
         }
     }
 
     fn get(&self, i: usize) -> RecordRef<'_> {
         let r = &self.records[i];
         let text = if r.decoded { &self.bytes } else { self.input };
+        let base = r.base as usize;
         let s = |k: usize| {
             let span = r.strings[k];
-            &text[span.start as usize..(span.start + span.len) as usize]
+            let start = base + usize::from(span.start);
+            &text[start..start + usize::from(span.len)]
         };
         RecordRef {
             task_id: s(0),
@@ -281,16 +291,22 @@ impl<'a> Stager<'a> {
             Ok(values) => values,
             Err(e) => return Some(Err(e)),
         };
-        // Every value read is a slice of `line`: its place in the input is its place in the
-        // line. (An absent `iotInstanceId` is the empty string, which needs no place.)
+        // Every value read is a slice of `line`: its place is from the line's start. (An
+        // absent `iotInstanceId` is the empty string, which needs no place.)
         let base = line.as_ptr() as usize;
-        Some(finish(&values, number, false, |value| match value.len() {
-            0 => Span::default(),
-            len => Span {
-                start: (offset + (value.as_ptr() as usize - base)) as u32,
-                len: len as u32,
+        Some(finish(
+            &values,
+            number,
+            offset as u32,
+            false,
+            |value| match value.len() {
+                0 => Span::default(),
+                len => Span {
+                    start: (value.as_ptr() as usize - base) as u16,
+                    len: len as u16,
+                },
             },
-        }))
+        ))
     }
 
     fn stage_line(&mut self, line: &[u8], number: usize) -> Result<(), LoadErrorKind> {
@@ -434,10 +450,11 @@ fn stage_tape(
     if let Some(fault) = fault {
         return Err(LoadErrorKind::Json(fault.into()));
     }
-    let staged = finish(&values, number, true, |value| {
+    let base = bytes.len();
+    let staged = finish(&values, number, base as u32, true, |value| {
         let span = Span {
-            start: bytes.len() as u32,
-            len: value.len() as u32,
+            start: (bytes.len() - base) as u16,
+            len: value.len() as u16,
         };
         bytes.push_str(value);
         span
@@ -477,6 +494,7 @@ fn field_values<'v>(
 fn finish<'v>(
     values: &Values<'v>,
     number: usize,
+    base: u32,
     decoded: bool,
     mut keep: impl FnMut(&'v str) -> Span,
 ) -> Result<Staged, LoadErrorKind> {
@@ -504,6 +522,7 @@ fn finish<'v>(
     let modified = Timestamp::parse(get(Field::UtcModified)?)
         .ok_or_else(|| invalid(Field::UtcModified, Violation::BadTimestamp))?;
     Ok(Staged {
+        base,
         strings: spans,
         decoded,
         status,
@@ -798,6 +817,31 @@ mod tests {
     fn escapes_are_decoded() {
         let line = SEED.replace(r#""3.9.0""#, r#""2.0 \"beta\" \u00e9""#);
         assert_eq!(stage(&line).unwrap().dest_version, "2.0 \"beta\" é");
+    }
+
+    /// Spans are 16 bits from the line's start: values at the far end of a line of the
+    /// longest length allowed, read flat or decoded, and several such lines in one input.
+    #[test]
+    fn values_at_the_end_of_the_longest_lines_are_staged_whole() {
+        let want = tape(SEED).unwrap();
+        let pad = |line: &str| {
+            let fill = MAX_LINE_BYTES - line.len() - r#""pad":"","#.len();
+            line.replacen('{', &format!(r#"{{"pad":"{}","#, "x".repeat(fill)), 1)
+        };
+        let flat_line = pad(SEED);
+        let decoded_line = pad(&SEED.replace("testProduct1", r"test\u0050roduct1"));
+        for line in [&flat_line, &decoded_line] {
+            assert_eq!(line.len(), MAX_LINE_BYTES);
+            assert_eq!(stage(line).unwrap(), want);
+        }
+        assert!(flat(&flat_line).is_some() && flat(&decoded_line).is_none());
+        let input = format!("{flat_line}\n{decoded_line}\n{flat_line}\n{decoded_line}\n");
+        let mut s = Stager::new(input.as_bytes());
+        s.stage_all(input.as_bytes()).unwrap();
+        assert_eq!(s.records.len(), 4);
+        for i in 0..4 {
+            assert_eq!(s.get(i).to_owned(), want, "record {i}");
+        }
     }
 
     #[test]
