@@ -349,12 +349,15 @@ struct Known {
     new_task: bool,
     /// Neither the store nor an earlier record has the device: it is added.
     new_device: bool,
+    /// The record is older than the task's latest version: it makes no binding.
+    stale: bool,
 }
 
 impl Known {
     const NOTHING: Known = Known {
         new_task: false,
         new_device: false,
+        stale: false,
     };
 }
 
@@ -367,6 +370,14 @@ pub(crate) struct Growth {
     pub(crate) device_bytes: usize,
     /// New pairs for the pair directory shard of this index (devices of known instances).
     pub(crate) pairs: usize,
+}
+
+/// True when two records name the same device the same way (instance, iotId and pair).
+fn same_device(a: &RecordRef<'_>, b: &RecordRef<'_>) -> bool {
+    a.iot_id == b.iot_id
+        && a.device_name == b.device_name
+        && a.product_key == b.product_key
+        && a.iot_instance_id == b.iot_instance_id
 }
 
 fn conflict(rec: &RecordRef<'_>, bound: Binding) -> WriteError {
@@ -789,6 +800,7 @@ impl Engine {
         for i in 0..n.min(CHECK_AHEAD) {
             announce(&mut ahead, &overlay, i);
         }
+        let mut previous = None;
         for i in 0..n {
             if i + CHECK_AHEAD < n {
                 announce(&mut ahead, &overlay, i + CHECK_AHEAD);
@@ -796,9 +808,14 @@ impl Engine {
             let Some((r, hashes)) = ahead.pop_front() else {
                 break; // cannot happen: record `i` was announced
             };
+            // A device's records usually come together: the second and later need no look
+            // at the device tables.
+            let bound = previous
+                .is_some_and(|(p, k): (RecordRef<'_>, Known)| !k.stale && same_device(&p, &r));
             let k = self
-                .check_batch_record(&dir, i, &r, hashes, &mut overlay, &get)
+                .check_batch_record(&dir, i, &r, hashes, bound, &mut overlay, &get)
                 .map_err(|e| (i, e))?;
+            previous = Some((r, k));
             known.push(k);
             let shard = self.shard_index(r.iot_id);
             shard_of.push(shard as u32);
@@ -955,7 +972,7 @@ impl Engine {
         (0..n).find_map(|i| {
             let r = get(i);
             let hashes = self.batch_hashes(&r);
-            self.check_batch_record(&dir, i, &r, hashes, &mut overlay, &get)
+            self.check_batch_record(&dir, i, &r, hashes, false, &mut overlay, &get)
                 .err()
                 .map(|e| (i, e))
         })
@@ -1069,12 +1086,15 @@ impl Engine {
         i: usize,
         rec: &RecordRef<'r>,
         hashes: BatchHashes,
+        bound: bool,
         overlay: &mut Overlay,
         get: &impl Fn(usize) -> RecordRef<'r>,
     ) -> Result<Known, WriteError> {
         // In the order one-by-one upserts would look: the device (in the store, then bound by
         // an earlier record), and only for a device bound nowhere, its pair (likewise).
-        let in_store = !overlay.store_empty && self.check_device(rec)?;
+        // `bound`: the record before this one named the same device and was not stale, so it
+        // bound the device to this very pair, or found it so bound.
+        let in_store = bound || (!overlay.store_empty && self.check_device(rec)?);
         let inst = rec.iot_instance_id;
         // The tables are sized for the whole batch, so these never run (an insert rebuilds
         // only past its size).
@@ -1141,7 +1161,11 @@ impl Engine {
             None => self.stored_modified(dir, inst, rec.task_id),
         };
         if stored.is_some_and(|m| m > rec.utc_modified) {
-            return Ok(Known::NOTHING); // stale: applying it finds the newer version
+            // Stale: applying it finds the newer version.
+            return Ok(Known {
+                stale: true,
+                ..Known::NOTHING
+            });
         }
         let new_task = stored.is_none();
         if let Some(j) = latest {
@@ -1157,6 +1181,7 @@ impl Engine {
         Ok(Known {
             new_task,
             new_device,
+            stale: false,
         })
     }
 
