@@ -338,6 +338,17 @@ struct BatchHashes {
     task: u64,
 }
 
+/// A batch record about to be checked.
+#[derive(Debug, Clone, Copy)]
+struct Checking {
+    /// Its index in the batch.
+    i: usize,
+    hashes: BatchHashes,
+    /// The record before it named the same device and was not stale, so it bound the device
+    /// to this very pair or found it so bound: the device tables need no look.
+    bound: bool,
+}
+
 /// How many records ahead of its checks a batch computes hashes and prefetches buckets.
 const CHECK_AHEAD: usize = 8;
 
@@ -813,7 +824,7 @@ impl Engine {
             let bound = previous
                 .is_some_and(|(p, k): (RecordRef<'_>, Known)| !k.stale && same_device(&p, &r));
             let k = self
-                .check_batch_record(&dir, i, &r, hashes, bound, &mut overlay, &get)
+                .check_batch_record(&dir, Checking { i, hashes, bound }, &r, &mut overlay, &get)
                 .map_err(|e| (i, e))?;
             previous = Some((r, k));
             known.push(k);
@@ -972,7 +983,12 @@ impl Engine {
         (0..n).find_map(|i| {
             let r = get(i);
             let hashes = self.batch_hashes(&r);
-            self.check_batch_record(&dir, i, &r, hashes, false, &mut overlay, &get)
+            let at = Checking {
+                i,
+                hashes,
+                bound: false,
+            };
+            self.check_batch_record(&dir, at, &r, &mut overlay, &get)
                 .err()
                 .map(|e| (i, e))
         })
@@ -1083,17 +1099,14 @@ impl Engine {
     fn check_batch_record<'r>(
         &self,
         dir: &Directory,
-        i: usize,
+        at: Checking,
         rec: &RecordRef<'r>,
-        hashes: BatchHashes,
-        bound: bool,
         overlay: &mut Overlay,
         get: &impl Fn(usize) -> RecordRef<'r>,
     ) -> Result<Known, WriteError> {
+        let Checking { i, hashes, bound } = at;
         // In the order one-by-one upserts would look: the device (in the store, then bound by
         // an earlier record), and only for a device bound nowhere, its pair (likewise).
-        // `bound`: the record before this one named the same device and was not stale, so it
-        // bound the device to this very pair, or found it so bound.
         let in_store = bound || (!overlay.store_empty && self.check_device(rec)?);
         let inst = rec.iot_instance_id;
         // The tables are sized for the whole batch, so these never run (an insert rebuilds
