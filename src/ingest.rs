@@ -12,7 +12,6 @@ use std::fmt;
 use std::path::Path;
 
 use simd_json::{Buffers, Node, Tape};
-use smallvec::SmallVec;
 
 use crate::engine::{Engine, WriteError, WriteSummary};
 use crate::model::{Field, FieldError, RecordRef, TaskStatus, Timestamp, Violation, STRING_FIELDS};
@@ -283,11 +282,11 @@ impl<'a> Stager<'a> {
         offset: usize,
         number: usize,
     ) -> Option<Result<Staged, LoadErrorKind>> {
-        let mut pairs = SmallVec::<[(&str, &str); 16]>::new();
-        if !scan_flat(line, &mut pairs) {
+        let mut table = FieldTable::new();
+        if !scan_flat(line, |key, value| table.put(key, Some(value))) {
             return None;
         }
-        let values = match field_values(pairs.into_iter().map(|(k, v)| (k, Some(v)))) {
+        let values = match table.finish() {
             Ok(values) => values,
             Err(e) => return Some(Err(e)),
         };
@@ -328,10 +327,10 @@ impl<'a> Stager<'a> {
 }
 
 /// Reads a line that is exactly `{"k":"v",…}` (spaces allowed between tokens) where no key or
-/// value holds a backslash or a control character, pushing its pairs in order; false, with
-/// `pairs` in any state, for every other line (which simd-json then parses, and reports). Such
-/// strings are their own decoded values, so the pairs are slices of `line`.
-fn scan_flat<'l>(line: &'l str, pairs: &mut SmallVec<[(&'l str, &'l str); 16]>) -> bool {
+/// value holds a backslash or a control character, giving its pairs to `pair` in order; false
+/// for every other line (which simd-json then parses, and reports), perhaps after giving some
+/// pairs. Such strings are their own decoded values, so the pairs are slices of `line`.
+fn scan_flat<'l>(line: &'l str, mut pair: impl FnMut(&'l str, &'l str)) -> bool {
     use crate::swar::{word_at, zero_bytes, ONES};
     let b = line.as_bytes();
     // One pass, a word at a time: refuse control bytes (with none, JSON's only whitespace
@@ -399,7 +398,7 @@ fn scan_flat<'l>(line: &'l str, pairs: &mut SmallVec<[(&'l str, &'l str); 16]>) 
         let (Some(key), Some(value)) = (line.get(k0 + 1..k1), line.get(v0 + 1..v1)) else {
             return false;
         };
-        pairs.push((key, value));
+        pair(key, value);
         let ok = match quotes.get(4 * k + 4) {
             Some(&next) => gap(v1 + 1, usize::from(next), b','),
             None => gap(v1 + 1, b.len(), b'}'),
@@ -471,22 +470,57 @@ fn stage_tape(
 fn field_values<'v>(
     pairs: impl Iterator<Item = (&'v str, Option<&'v str>)>,
 ) -> Result<Values<'v>, LoadErrorKind> {
-    let invalid = |field, violation| LoadErrorKind::InvalidField(FieldError::new(field, violation));
-    let mut values: Values<'v> = [None; Field::ALL.len()];
+    let mut table = FieldTable::new();
     for (key, value) in pairs {
+        table.put(key, value);
+    }
+    table.finish()
+}
+
+/// [`field_values`] a pair at a time, for the flat scanner (no list of pairs in between).
+struct FieldTable<'v> {
+    values: Values<'v>,
+    /// The first pair refused; later pairs change nothing.
+    fault: Option<LoadErrorKind>,
+}
+
+impl<'v> FieldTable<'v> {
+    fn new() -> FieldTable<'v> {
+        FieldTable {
+            values: [None; Field::ALL.len()],
+            fault: None,
+        }
+    }
+
+    fn put(&mut self, key: &'v str, value: Option<&'v str>) {
+        if self.fault.is_some() {
+            return;
+        }
         let Some(field) = Field::from_key(key) else {
-            continue;
+            return;
         };
-        let slot = &mut values[field_slot(field)];
+        let invalid = |violation| {
+            Some(LoadErrorKind::InvalidField(FieldError::new(
+                field, violation,
+            )))
+        };
+        let slot = &mut self.values[field_slot(field)];
         if slot.is_some() {
-            return Err(invalid(field, Violation::Duplicate));
+            self.fault = invalid(Violation::Duplicate);
+            return;
         }
         match value {
             Some(v) => *slot = Some(v),
-            None => return Err(invalid(field, Violation::NotAString)),
+            None => self.fault = invalid(Violation::NotAString),
         }
     }
-    Ok(values)
+
+    fn finish(self) -> Result<Values<'v>, LoadErrorKind> {
+        match self.fault {
+            Some(fault) => Err(fault),
+            None => Ok(self.values),
+        }
+    }
 }
 
 /// Checks a line's field table (missing fields first, in response order, then each field's
