@@ -666,6 +666,12 @@ fn move_tasks_between_shards() {
     }
 }
 
+/// A device's unfinished tasks as owned records.
+fn answer(engine: &Engine, query: &Query<'_>) -> Vec<TaskRecord> {
+    let found = engine.unfinished(query).unwrap();
+    found.iter().map(|t| t.to_record()).collect()
+}
+
 /// A large batch of new tasks is applied shard by shard (runs of records under one shard
 /// lock, the task directory filled last): the store it leaves must be the one upserting its
 /// records one by one leaves, down to every device's answer by either name, the fleet-wide
@@ -733,19 +739,11 @@ fn a_fleet_loads_as_its_records_upserted_one_by_one() {
                     .instance(instance)
                     .module(&task.module_name);
                 for query in [by_iot, by_name] {
-                    let got: Vec<TaskRecord> = engine
-                        .unfinished(&query)
-                        .unwrap()
-                        .iter()
-                        .map(|t| t.to_record())
-                        .collect();
-                    let want: Vec<TaskRecord> = one_by_one
-                        .unfinished(&query)
-                        .unwrap()
-                        .iter()
-                        .map(|t| t.to_record())
-                        .collect();
-                    assert_eq!(got, want, "{query:?}");
+                    assert_eq!(
+                        answer(engine, &query),
+                        answer(&one_by_one, &query),
+                        "{query:?}"
+                    );
                 }
             }
             for (instance, job) in &jobs {
