@@ -798,9 +798,8 @@ impl Engine {
         let mut named_instances = false;
         // What each shard will receive at most, for capacity and sizing.
         let mut per_shard = vec![Growth::default(); self.inner.shards.len()];
-        // Hashes of the records ahead, whose buckets are on their way.
-        // The records ahead and their hashes (each record made once: `get` checks eleven
-        // string bounds).
+        // The records ahead and their hashes, their buckets on the way (each record made
+        // once: `get` checks eleven string bounds).
         let mut ahead = std::collections::VecDeque::with_capacity(CHECK_AHEAD + 1);
         let announce = |ahead: &mut std::collections::VecDeque<_>, overlay: &Overlay, i| {
             let r = get(i);
