@@ -38,7 +38,7 @@ use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStat
 use crate::query::{DeviceRef, Query, QueryError};
 use crate::store::{DeviceIdx, InstanceId, RowIdx, Shard};
 use crate::tagtable::{TagTable, MAX_ADDR};
-use crate::view::TaskFields;
+use crate::view::{PlainTask, TaskFields};
 
 /// Shards of a new engine: more shards than reader threads, so that readers rarely meet on a
 /// lock word, and few enough that the per-shard dictionaries (each shard interns the fleet's
@@ -1676,5 +1676,9 @@ impl TaskFields for TaskView<'_> {
     /// Plainness comes from each stored string's header (set when it was stored).
     fn json_strings(&self) -> [(&str, bool); 10] {
         self.shard.row_json_strings(self.row)
+    }
+    /// From each stored string's header, as `json_strings`; the row is read once.
+    fn plain_json(&self) -> Option<PlainTask<'_>> {
+        self.shard.row_plain_json(self.row)
     }
 }

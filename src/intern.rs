@@ -54,6 +54,12 @@ impl Interner {
         self.bytes.get_plain(SlabRef(sym.0))
     }
 
+    /// See [`ByteSlab::plain_bytes`].
+    #[inline(always)]
+    pub(crate) fn plain_bytes(&self, sym: Sym) -> (&[u8], bool) {
+        self.bytes.plain_bytes(SlabRef(sym.0))
+    }
+
     /// See [`ByteSlab::touch`].
     #[inline(always)]
     pub(crate) fn touch(&self, sym: Sym) -> u8 {
@@ -288,6 +294,26 @@ impl ByteSlab {
         let (start, len, plain) = self.span(r);
         // Entries are written whole at char boundaries, so the slice always exists.
         (self.text.get(start..start + len).unwrap_or(""), plain)
+    }
+
+    /// The bytes at `r` and `true` when they are plain and short (a one-byte header, which
+    /// every plain entry has: plainness is recorded only there); otherwise `false` and
+    /// whatever bytes, for [`Shard::row_plain_json`](crate::store::Shard) to fall back. One
+    /// bounds check for the header, one for the bytes, no char boundaries.
+    #[inline(always)]
+    pub(crate) fn plain_bytes(&self, r: SlabRef) -> (&[u8], bool) {
+        let bytes = self.text.as_bytes();
+        let start = r.0 as usize;
+        match bytes.get(start) {
+            Some(&b) if b & PLAIN != 0 && b < 0x80 => {
+                let len = usize::from(b & !PLAIN);
+                match bytes.get(start + 1..start + 1 + len) {
+                    Some(text) => (text, true),
+                    None => (&[], false),
+                }
+            }
+            _ => (&[], false),
+        }
     }
 
     pub(crate) fn free(&mut self, r: SlabRef) {

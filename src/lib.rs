@@ -141,7 +141,7 @@ pub use model::{
 };
 pub use query::{DeviceRef, Query, QueryError};
 pub use shard::shard_of;
-pub use view::{TaskFields, JSON_STRING_ORDER};
+pub use view::{PlainTask, TaskFields, JSON_STRING_ORDER};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -30,6 +30,7 @@ use crate::index::Bitmaps;
 use crate::intern::{table_bytes, ByteSlab, Interner, SlabRef, Sym};
 use crate::model::{RecordRef, StatusSet, TaskStatus, Timestamp};
 use crate::tagtable::TagTable;
+use crate::view::PlainTask;
 
 /// Marks a free row in the `status` column.
 pub(crate) const FREE_ROW: u8 = u8::MAX;
@@ -321,6 +322,36 @@ impl Shard {
             self.dict.get_plain(v.src),
             self.keys.get_plain(row.key),
         ]
+    }
+
+    /// The row as [`PlainTask`] when all ten strings are plain (see
+    /// [`TaskFields::plain_json`](crate::TaskFields::plain_json)); `None` otherwise.
+    pub(crate) fn row_plain_json(&self, r: RowIdx) -> Option<PlainTask<'_>> {
+        let row = self.rows.get(r.idx())?;
+        let dev = self.devices.get(row.device.idx())?;
+        let v = &self.variants.get(row.variant().idx())?.variant;
+        let parts = [
+            self.dict.plain_bytes(v.dest),
+            self.device_strs.plain_bytes(dev.name),
+            self.dict.plain_bytes(v.firmware),
+            self.device_strs.plain_bytes(dev.iot),
+            self.dict.plain_bytes(v.job),
+            self.dict.plain_bytes(v.module),
+            self.dict.plain_bytes(dev.product_key),
+            self.dict.plain_bytes(v.product_name),
+            self.dict.plain_bytes(v.src),
+            self.keys.plain_bytes(row.key),
+        ];
+        // One branch for all ten.
+        if !parts.iter().fold(true, |all, &(_, plain)| all & plain) {
+            return None;
+        }
+        Some(PlainTask {
+            strings: parts.map(|(bytes, _)| bytes),
+            status: TaskStatus::from_u8(row.status())?,
+            utc_create: Timestamp::from_millis(row.created()),
+            utc_modified: Timestamp::from_millis(row.modified()),
+        })
     }
 
     pub(crate) fn row_status(&self, r: RowIdx) -> TaskStatus {

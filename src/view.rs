@@ -15,6 +15,19 @@ pub const JSON_STRING_ORDER: [Field; 10] = {
     order
 };
 
+/// A task whose ten strings need no JSON escaping, as [`TaskFields::plain_json`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlainTask<'a> {
+    /// The ten strings' bytes in [`JSON_STRING_ORDER`].
+    pub strings: [&'a [u8]; 10],
+    /// `taskStatus`
+    pub status: TaskStatus,
+    /// `utcCreate`
+    pub utc_create: Timestamp,
+    /// `utcModified`
+    pub utc_modified: Timestamp,
+}
+
 /// The thirteen fields of a task, borrowed. Implemented by the engine's zero-copy
 /// [`TaskView`](crate::TaskView) and by the owned and borrowed records, so that the response
 /// writer and the tests take any of them.
@@ -86,6 +99,36 @@ pub trait TaskFields {
             (self.src_version(), false),
             (self.task_id(), false),
         ]
+    }
+
+    /// The task ready to be copied into a response, when the implementation knows that none of
+    /// its ten strings holds a byte JSON escapes: the strings' bytes in [`JSON_STRING_ORDER`],
+    /// the status and both timestamps, read in one go. The response writer then copies each
+    /// value without looking at it. `None` (the default) sends the writer through
+    /// [`TaskFields::json_strings`] and the other accessors. An override must answer `None`
+    /// whenever a string would need escaping, and give exactly the bytes of the accessors'
+    /// strings; otherwise the response would not be what they say.
+    ///
+    /// ```
+    /// use ota_index::fleet::Fleet;
+    /// use ota_index::{Engine, Query, TaskFields};
+    ///
+    /// let fleet = Fleet::new(1);
+    /// let record = &fleet.device_tasks(0)[0];
+    /// assert!(record.plain_json().is_none());
+    ///
+    /// let engine = Engine::new();
+    /// engine.upsert(record)?;
+    /// let answer = engine.unfinished(&Query::by_iot_id(&record.iot_id))?;
+    /// if let Some(task) = answer.iter().next() {
+    ///     let plain = task.plain_json().expect("the fleet's strings need no escaping");
+    ///     assert_eq!(plain.strings[9], record.task_id.as_bytes());
+    ///     assert_eq!(plain.status, record.status);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn plain_json(&self) -> Option<PlainTask<'_>> {
+        None
     }
 
     /// An owned copy of the task.
@@ -207,6 +250,9 @@ impl<T: TaskFields + ?Sized> TaskFields for &T {
     fn json_strings(&self) -> [(&str, bool); 10] {
         (**self).json_strings()
     }
+    fn plain_json(&self) -> Option<PlainTask<'_>> {
+        (**self).plain_json()
+    }
 }
 
 #[cfg(test)]
@@ -248,5 +294,73 @@ mod tests {
         let stored = view.json_strings();
         assert_eq!(stored.map(|(v, _)| v).to_vec(), expected);
         assert!(stored.iter().all(|&(_, plain)| plain), "{stored:?}");
+    }
+
+    /// The engine's `plain_json` is `Some` exactly when `json_strings` flags all ten plain,
+    /// and then holds the same bytes, status and times: for every field in turn holding a
+    /// string that needs escaping, one too long for a one-byte header (64 bytes and more), one
+    /// just under, and multi-byte text.
+    #[test]
+    fn plain_json_is_json_strings_when_all_are_plain() {
+        let base = crate::fleet::Fleet::new(3).device_tasks(1)[0].clone();
+        let values = [
+            "a\"b",
+            "tab\there",
+            &"x".repeat(63),
+            &"y".repeat(64),
+            "智能灯",
+            "",
+        ];
+        let engine = Engine::new();
+        let (mut n, mut some, mut none) = (0, 0, 0);
+        for field in 0..10 {
+            for value in values {
+                let mut record = base.clone();
+                record.status = TaskStatus::Queued;
+                n += 1;
+                record.task_id = format!("plain-{n}");
+                record.iot_id = format!("device-{n}");
+                record.device_name = format!("name-{n}");
+                let slot = match field {
+                    0 => &mut record.dest_version,
+                    1 => &mut record.device_name,
+                    2 => &mut record.firmware_id,
+                    3 => &mut record.iot_id,
+                    4 => &mut record.job_id,
+                    5 => &mut record.module_name,
+                    6 => &mut record.product_key,
+                    7 => &mut record.product_name,
+                    8 => &mut record.src_version,
+                    _ => &mut record.task_id,
+                };
+                *slot = value.to_owned();
+                if engine.upsert(&record).is_err() {
+                    continue; // a value the field's rules refuse (an empty id, a quote)
+                }
+                let answer = engine
+                    .unfinished(&Query::by_iot_id(&record.iot_id))
+                    .unwrap();
+                let view = answer.iter().next().expect("the task is unfinished");
+                let strings = view.json_strings();
+                let all_plain = strings.iter().all(|&(_, plain)| plain);
+                match view.plain_json() {
+                    Some(plain) => {
+                        some += 1;
+                        assert!(all_plain, "{field} {value:?}");
+                        assert_eq!(plain.strings, strings.map(|(s, _)| s.as_bytes()));
+                        assert_eq!(plain.status, record.status);
+                        assert_eq!(plain.utc_create, record.utc_create);
+                        assert_eq!(plain.utc_modified, record.utc_modified);
+                    }
+                    None => {
+                        none += 1;
+                        assert!(!all_plain, "{field} {value:?}: {strings:?}");
+                    }
+                }
+                let plain_expected = !value.contains(['"', '\\', '\t']) && value.len() < 64;
+                assert_eq!(all_plain, plain_expected, "{field} {value:?}");
+            }
+        }
+        assert!(some >= 10 && none >= 10, "{some} plain, {none} not");
     }
 }
