@@ -483,6 +483,48 @@ impl Engine {
         Ok(answer)
     }
 
+    /// Starts loading, without waiting for it, the first memory a query of the device
+    /// `iot_id` in the instance named `instance` reads (its shard's lock and its bucket of the
+    /// shard's `iotId` table), so that work the caller does before the query (decoding and
+    /// checking a request) overlaps that wait instead of preceding it. Pass what it returns to
+    /// [`Engine::prefetch_device_record`] after some more work, to start loading the device
+    /// itself. A hint: it changes nothing and answers nothing; an unknown instance or device
+    /// costs only the hint, and it gives up (`None`) rather than wait for a writer.
+    ///
+    /// ```
+    /// use ota_index::{Engine, Query};
+    /// let engine = Engine::new();
+    /// let hint = engine.prefetch_device("", "dev-1");
+    /// // ... decode the request ...
+    /// if let Some(hint) = hint {
+    ///     engine.prefetch_device_record(hint);
+    /// }
+    /// // ... check the rest of it ...
+    /// assert!(engine.unfinished(&Query::by_iot_id("dev-1")).unwrap().is_empty());
+    /// ```
+    pub fn prefetch_device(&self, instance: &str, iot_id: &str) -> Option<DeviceHint> {
+        let instance = self.instance_for_read(instance).ok()?;
+        let shard = self.shard_index(iot_id);
+        let guard = self.inner.shards[shard].0.try_read()?;
+        let hash = guard.iot_hash(instance, iot_id);
+        guard.prefetch_bucket(hash);
+        Some(DeviceHint { shard, hash })
+    }
+
+    /// The second step of [`Engine::prefetch_device`]: reads the device's bucket (by now
+    /// loaded, or on its way) and starts loading the device it points to. A hint, as the first
+    /// step.
+    pub fn prefetch_device_record(&self, hint: DeviceHint) {
+        if let Some(guard) = self
+            .inner
+            .shards
+            .get(hint.shard)
+            .and_then(|s| s.0.try_read())
+        {
+            guard.prefetch_device(hint.hash);
+        }
+    }
+
     /// How many tasks [`Engine::unfinished`] would return (the matching rows are found, no
     /// view is built).
     pub fn count_unfinished(&self, query: &Query<'_>) -> Result<usize, QueryError> {
@@ -1547,6 +1589,14 @@ impl std::fmt::Debug for Unfinished<'_> {
             .entries(self.iter().map(|t| t.task_id().to_owned()))
             .finish()
     }
+}
+
+/// Where [`Engine::prefetch_device`] found a device's bucket, for
+/// [`Engine::prefetch_device_record`].
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceHint {
+    shard: usize,
+    hash: u64,
 }
 
 /// One task, read straight from the columns: every accessor borrows, nothing is copied.

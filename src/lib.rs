@@ -132,8 +132,8 @@ mod tagtable;
 pub mod view;
 
 pub use engine::{
-    Binding, Engine, MemoryUsage, TaskFilter, TaskView, Unfinished, UpsertOutcome, WriteError,
-    WriteSummary, DEFAULT_SHARDS,
+    Binding, DeviceHint, Engine, MemoryUsage, TaskFilter, TaskView, Unfinished, UpsertOutcome,
+    WriteError, WriteSummary, DEFAULT_SHARDS,
 };
 pub use ingest::{LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES};
 pub use model::{

@@ -199,7 +199,7 @@ impl Shard {
 
     // ---- devices -------------------------------------------------------------------------
 
-    fn iot_hash(&self, instance: InstanceId, iot: &str) -> u64 {
+    pub(crate) fn iot_hash(&self, instance: InstanceId, iot: &str) -> u64 {
         self.hasher.hash_one((instance.0, iot))
     }
 
@@ -211,6 +211,23 @@ impl Shard {
                 dev.instance == instance && self.device_strs.get(dev.iot) == iot
             })
             .map(DeviceIdx)
+    }
+
+    /// Starts loading the `iotId` table's bucket where [`Shard::find_device`] will begin for
+    /// `hash` (from [`Shard::iot_hash`]).
+    pub(crate) fn prefetch_bucket(&self, hash: u64) {
+        self.by_iot.prefetch(hash);
+    }
+
+    /// Starts loading the first device whose entry carries `hash`'s tag: the one
+    /// [`Shard::find_device`] will most likely compare (and find).
+    pub(crate) fn prefetch_device(&self, hash: u64) {
+        self.by_iot.find(hash, |d| {
+            if let Some(dev) = self.devices.get(d as usize) {
+                crate::prefetch::prefetch(dev);
+            }
+            true
+        });
     }
 
     /// Adds a device; `None` when the shard is full.

@@ -629,3 +629,88 @@ fn stored_strings_that_json_escapes_are_escaped_in_answers() {
     assert_eq!(task["destVersion"], "job\\lain");
     engine.internal_validate().unwrap();
 }
+
+/// The service starts loading a request's device before decoding it, from the first plain
+/// `IotId=` pair of the raw query string (a hint), and the device itself once the request is
+/// decoded when no instance is named. Requests where that guess is wrong, or cannot be made,
+/// are answered exactly as the rules say.
+#[test]
+fn the_early_device_hint_never_changes_an_answer() {
+    let s = service();
+    let all = ["10", "183634077949482****", "9"];
+    // Escaped: the hint skips it; the decoded id is the device.
+    let (_, answer) = get(&s, &format!("{A}&IotId=%54fmUAeJjQQhCPH84UVNn0010c6****"));
+    assert_eq!(task_ids(&answer), all);
+    // The first `IotId=` of the text is inside another name.
+    let (_, answer) = get(&s, &format!("{A}&XIotId=nobody&IotId={LIGHT}"));
+    assert_eq!(task_ids(&answer), all);
+    // The first `IotId=` is a value's text, not a pair.
+    let (_, answer) = get(&s, &format!("{A}&Format=IotId=nobody&IotId={LIGHT}"));
+    assert_eq!(task_ids(&answer), all);
+    // The hinted device is another instance's.
+    let (_, answer) = get(&s, &format!("IotId={LIGHT}&{A}&IotInstanceId=iot-c3j0000"));
+    assert_eq!(task_ids(&answer), ["183634077949482****"]);
+    // The hinted id is unknown, or refused later.
+    let (_, answer) = get(&s, &format!("IotId=nobody&{A}"));
+    assert_eq!(task_ids(&answer), Vec::<String>::new());
+    expect_error(
+        &s,
+        &format!("IotId=nobody&{A}&IotId={LIGHT}"),
+        "InvalidParameter",
+        400,
+        &["IotId"],
+    );
+    expect_error(
+        &s,
+        &format!("IotId=&{A}&ProductKey=K1nhvyl****"),
+        "MissingParameter",
+        400,
+        &["DeviceName"],
+    );
+}
+
+/// `Engine::prefetch_device` and `prefetch_device_record` are hints: whatever they are given
+/// (an unknown instance or device, a hint made by another engine), they change no answer.
+#[test]
+fn device_hints_change_nothing() {
+    use ota_index::Query;
+    let engine = Engine::new();
+    engine
+        .load_jsonl(include_bytes!("data/contract/tasks.jsonl"))
+        .expect("examples load");
+    let answer = |engine: &Engine| -> Vec<String> {
+        engine
+            .unfinished(&Query::by_iot_id(LIGHT))
+            .unwrap()
+            .iter()
+            .map(|t| t.task_id().to_owned())
+            .collect()
+    };
+    let before = answer(&engine);
+    assert_eq!(before.len(), 3);
+    assert!(engine.prefetch_device("no-such-instance", LIGHT).is_none());
+    let hint = engine
+        .prefetch_device("", LIGHT)
+        .expect("no writer holds the shard");
+    engine.prefetch_device_record(hint);
+    let unknown = engine
+        .prefetch_device("", "nobody")
+        .expect("no writer holds the shard");
+    engine.prefetch_device_record(unknown);
+    // A hint from an engine of 256 shards, given to one of one shard.
+    let other = Engine::with_shards(256);
+    let mut far = None;
+    for i in 0..1000 {
+        let hint = other.prefetch_device("", &format!("d{i}")).unwrap();
+        if format!("{hint:?}").contains("shard: 2") {
+            far = Some(hint);
+            break;
+        }
+    }
+    let one = Engine::with_shards(1);
+    one.load_jsonl(include_bytes!("data/contract/tasks.jsonl"))
+        .unwrap();
+    one.prefetch_device_record(far.expect("some device lands past shard 0"));
+    assert_eq!(answer(&engine), before);
+    assert_eq!(answer(&one), before);
+}

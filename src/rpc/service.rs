@@ -210,7 +210,14 @@ impl Service {
         if let Some(body) = body.filter(|b| b.len() > MAX_REQUEST_BYTES) {
             return Err(too_long("form body", body.len()));
         }
+        // The device's first two cache misses overlap decoding and checking the request (a
+        // hint: the request may yet be refused, or name its device or instance otherwise).
+        let hint = plain_iot_id(request.query).and_then(|iot| self.engine.prefetch_device("", iot));
         let params = Params::decode(request.query, body);
+        if let Some(hint) = hint.filter(|_| params.value("IotInstanceId").is_none_or(str::is_empty))
+        {
+            self.engine.prefetch_device_record(hint);
+        }
         if let Some(verifier) = &self.verifier {
             self.verify(verifier, request, &params, now)?;
         }
@@ -283,4 +290,43 @@ fn query_error(error: QueryError) -> RpcError {
         other => other.to_string(),
     };
     RpcError::new(code, message)
+}
+
+/// The value of the query string's first `IotId` pair when it needs no decoding: what a hint
+/// can use before the request is decoded (about 100 instructions; decoding takes 1,200).
+fn plain_iot_id(query: &str) -> Option<&str> {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"IotId="));
+    let bytes = query.as_bytes();
+    let at = FINDER.find(bytes)?;
+    if at > 0 && bytes[at - 1] != b'&' {
+        return None;
+    }
+    let start = at + 6;
+    let end = memchr::memchr(b'&', &bytes[start..]).map_or(bytes.len(), |n| start + n);
+    let value = &bytes[start..end];
+    if memchr::memchr2(b'%', b'+', value).is_some() {
+        return None;
+    }
+    query.get(start..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_iot_id;
+
+    #[test]
+    fn plain_iot_id_reads_only_a_whole_plain_first_pair() {
+        assert_eq!(plain_iot_id("IotId=abc"), Some("abc"));
+        assert_eq!(plain_iot_id("Action=X&IotId=abc&ModuleName=m"), Some("abc"));
+        assert_eq!(plain_iot_id("Action=X&IotId=&ModuleName=m"), Some(""));
+        assert_eq!(plain_iot_id("Action=X&IotId=a%62c"), None);
+        assert_eq!(plain_iot_id("Action=X&IotId=a+c"), None);
+        assert_eq!(plain_iot_id("XIotId=abc&IotId=def"), None);
+        assert_eq!(plain_iot_id("Format=IotId=abc"), None);
+        assert_eq!(plain_iot_id("IoTID=abc"), None);
+        assert_eq!(plain_iot_id("IotId"), None);
+        assert_eq!(plain_iot_id("智=1&IotId=智能"), Some("智能"));
+        assert_eq!(plain_iot_id(""), None);
+    }
 }
