@@ -134,10 +134,11 @@ pub fn parse_request<'p>(
     action_header: Option<&str>,
 ) -> Result<ParsedRequest<'p>, RpcError> {
     check_action(params, action_header)?;
-    check_well_formed(params)?;
+    let mut known = Known::default();
+    check_well_formed(params, &mut known)?;
     // From here on every name and value decoded and every name is unique.
-    let device = parse_device(params)?;
-    let module = match non_empty(params, "ModuleName") {
+    let device = parse_device(&known)?;
+    let module = match non_empty(known.module) {
         Some(module) => {
             Field::ModuleName.check(module).map_err(|v| {
                 RpcError::new(
@@ -149,14 +150,55 @@ pub fn parse_request<'p>(
         }
         None => None,
     };
-    let statuses = parse_statuses(params)?;
-    let instance = non_empty(params, "IotInstanceId");
+    let statuses = parse_statuses(&known)?;
+    let instance = non_empty(known.instance);
     Ok(ParsedRequest {
         device,
         module,
         statuses,
         instance,
     })
+}
+
+/// The parameters steps 3–6 read, found by step 2's one pass over the names (which are
+/// unique by then): each rule then reads its value instead of searching for it.
+#[derive(Default)]
+struct Known<'p> {
+    /// `IotId` or its alias `IoTID`: the name given and its value.
+    iot_id: Option<(&'p str, &'p str)>,
+    product_key: Option<&'p str>,
+    device_name: Option<&'p str>,
+    module: Option<&'p str>,
+    task_status: Option<&'p str>,
+    instance: Option<&'p str>,
+    /// Every `TaskStatusList.N` pair in received order: `N`, the name, the value.
+    status_list: SmallVec<[(u8, &'p str, &'p str); 4]>,
+}
+
+/// A name step 2 knows, or none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KnownName {
+    IotId,
+    ProductKey,
+    DeviceName,
+    ModuleName,
+    TaskStatus,
+    IotInstanceId,
+    Other,
+}
+
+impl KnownName {
+    fn of(name: &str) -> KnownName {
+        match name {
+            "IotId" | "IoTID" => KnownName::IotId,
+            "ProductKey" => KnownName::ProductKey,
+            "DeviceName" => KnownName::DeviceName,
+            "ModuleName" => KnownName::ModuleName,
+            "TaskStatus" => KnownName::TaskStatus,
+            "IotInstanceId" => KnownName::IotInstanceId,
+            _ => KnownName::Other,
+        }
+    }
 }
 
 /// Step 1: every usable `Action` parameter (else the header) must name [`ACTION`].
@@ -211,19 +253,20 @@ fn check_action(params: &Params<'_>, header: Option<&str>) -> Result<(), RpcErro
 }
 
 /// Step 2: too many parameters, undecodable names or values, duplicates, malformed
-/// `TaskStatusList` names; the first in received order.
-fn check_well_formed(params: &Params<'_>) -> Result<(), RpcError> {
+/// `TaskStatusList` names; the first in received order. Notes in `known` where the
+/// parameters later steps read are.
+fn check_well_formed<'p>(params: &'p Params<'_>, known: &mut Known<'p>) -> Result<(), RpcError> {
     let invalid = |message: String| RpcError::new(ErrorCode::InvalidParameter, message);
     if params.too_many() {
         return Err(invalid(format!(
             "The request has more than {MAX_PARAMS} parameters; at most {MAX_PARAMS} are accepted."
         )));
     }
-    // Bounded by MAX_PARAMS.
-    // Canonical name (`IoTID` folded into `IotId`) to the spelling first received.
-    // A handful of parameters is the rule: a linear scan beats hashing them; past 16, hash.
-    let mut seen_few: SmallVec<[(&str, &str); 16]> = SmallVec::new();
-    let mut seen_many: HashMap<&str, &str> = HashMap::new();
+    // The names step 2 does not know, to find their duplicates: canonical name to the
+    // spelling first received (bounded by MAX_PARAMS). A handful of parameters is the rule:
+    // a linear scan beats hashing them; past 16, hash.
+    let mut seen_few: SmallVec<[&str; 16]> = SmallVec::new();
+    let mut seen_many: HashMap<&str, ()> = HashMap::new();
     for param in params {
         let name = match &param.name {
             Ok(name) => name.as_ref(),
@@ -235,50 +278,81 @@ fn check_well_formed(params: &Params<'_>) -> Result<(), RpcError> {
                 )))
             }
         };
-        if let Err(e) = &param.value {
-            return Err(invalid(format!(
-                "The value of parameter {} in the {} cannot be decoded: {e}.",
-                echo(name),
-                param.source,
-            )));
-        }
-        // `IoTID` is the seed's spelling of `IotId`: one parameter.
-        let key = if name == "IoTID" { "IotId" } else { name };
-        let earlier = if seen_few.len() < seen_few.inline_size() {
-            let found = seen_few.iter().find(|(k, _)| *k == key).map(|&(_, n)| n);
-            if found.is_none() {
-                seen_few.push((key, name));
+        let value = match &param.value {
+            Ok(value) => value.as_ref(),
+            Err(e) => {
+                return Err(invalid(format!(
+                    "The value of parameter {} in the {} cannot be decoded: {e}.",
+                    echo(name),
+                    param.source,
+                )))
             }
-            found
-        } else {
-            if seen_many.is_empty() {
-                seen_many.extend(seen_few.iter().copied());
-            }
-            seen_many.insert(key, name)
         };
-        if let Some(first) = earlier {
-            let message = if first == name {
-                format!(
-                    "The parameter {} is given more than once (query string and form body \
-                     together); give it once.",
-                    echo(name)
-                )
-            } else {
-                "The parameters IotId and IoTID are the same parameter and are both given; \
-                 give one of them once."
-                    .to_owned()
-            };
-            return Err(invalid(message));
+        let slot = match KnownName::of(name) {
+            KnownName::IotId => {
+                // `IoTID` is the seed's spelling of `IotId`: one parameter.
+                if let Some((first, _)) = known.iot_id {
+                    return Err(invalid(duplicate(first, name)));
+                }
+                known.iot_id = Some((name, value));
+                continue;
+            }
+            KnownName::ProductKey => &mut known.product_key,
+            KnownName::DeviceName => &mut known.device_name,
+            KnownName::ModuleName => &mut known.module,
+            KnownName::TaskStatus => &mut known.task_status,
+            KnownName::IotInstanceId => &mut known.instance,
+            KnownName::Other => {
+                let earlier = if seen_few.len() < seen_few.inline_size() {
+                    let found = seen_few.contains(&name);
+                    if !found {
+                        seen_few.push(name);
+                    }
+                    found
+                } else {
+                    if seen_many.is_empty() {
+                        seen_many.extend(seen_few.iter().map(|&n| (n, ())));
+                    }
+                    seen_many.insert(name, ()).is_some()
+                };
+                if earlier {
+                    return Err(invalid(duplicate(name, name)));
+                }
+                if name.starts_with("TaskStatusList") {
+                    let Some(index) = status_list_index(name) else {
+                        return Err(invalid(format!(
+                            "The parameter name {} is malformed: it must be TaskStatusList.N, N a \
+                             decimal integer from 1 to {MAX_STATUS_LIST_INDEX} with no sign and \
+                             no leading zero.",
+                            echo(name)
+                        )));
+                    };
+                    known.status_list.push((index, name, value));
+                }
+                continue;
+            }
+        };
+        if slot.is_some() {
+            return Err(invalid(duplicate(name, name)));
         }
-        if name.starts_with("TaskStatusList") && status_list_index(name).is_none() {
-            return Err(invalid(format!(
-                "The parameter name {} is malformed: it must be TaskStatusList.N, N a decimal \
-                 integer from 1 to {MAX_STATUS_LIST_INDEX} with no sign and no leading zero.",
-                echo(name)
-            )));
-        }
+        *slot = Some(value);
     }
     Ok(())
+}
+
+/// The message for a parameter given twice: `first` as first received, `again` now.
+fn duplicate(first: &str, again: &str) -> String {
+    if first == again {
+        format!(
+            "The parameter {} is given more than once (query string and form body \
+             together); give it once.",
+            echo(again)
+        )
+    } else {
+        "The parameters IotId and IoTID are the same parameter and are both given; \
+         give one of them once."
+            .to_owned()
+    }
 }
 
 /// `N` of a well-formed `TaskStatusList.N` name.
@@ -296,18 +370,14 @@ fn status_list_index(name: &str) -> Option<u8> {
         .filter(|n| (1..=MAX_STATUS_LIST_INDEX).contains(n))
 }
 
-/// The value of the parameter named `name`, when given and not empty (an empty value counts as
-/// absent). Called after step 2, so names are unique.
-fn non_empty<'p>(params: &'p Params<'_>, name: &str) -> Option<&'p str> {
-    params.value(name).filter(|v| !v.is_empty())
+/// A parameter's value when given and not empty (an empty value counts as absent).
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.is_empty())
 }
 
 /// Step 3: `IotId` (or `IoTID`) wins; else `ProductKey` and `DeviceName`, both required.
-fn parse_device<'p>(params: &'p Params<'_>) -> Result<DeviceRef<'p>, RpcError> {
-    let iot_id = ["IotId", "IoTID"]
-        .into_iter()
-        .find_map(|name| non_empty(params, name).map(|value| (name, value)));
-    if let Some((name, iot_id)) = iot_id {
+fn parse_device<'p>(known: &Known<'p>) -> Result<DeviceRef<'p>, RpcError> {
+    if let Some((name, iot_id)) = known.iot_id.filter(|(_, value)| !value.is_empty()) {
         Field::IotId.check(iot_id).map_err(|v| {
             RpcError::new(
                 ErrorCode::InvalidIotId,
@@ -325,15 +395,13 @@ fn parse_device<'p>(params: &'p Params<'_>) -> Result<DeviceRef<'p>, RpcError> {
             ),
         )
     };
-    let (product_key, device_name) = match (
-        non_empty(params, "ProductKey"),
-        non_empty(params, "DeviceName"),
-    ) {
-        (Some(pk), Some(dn)) => (pk, dn),
-        (None, None) => return Err(missing("IotId or ProductKey and DeviceName")),
-        (None, Some(_)) => return Err(missing("ProductKey")),
-        (Some(_), None) => return Err(missing("DeviceName")),
-    };
+    let (product_key, device_name) =
+        match (non_empty(known.product_key), non_empty(known.device_name)) {
+            (Some(pk), Some(dn)) => (pk, dn),
+            (None, None) => return Err(missing("IotId or ProductKey and DeviceName")),
+            (None, Some(_)) => return Err(missing("ProductKey")),
+            (Some(_), None) => return Err(missing("DeviceName")),
+        };
     Field::ProductKey.check(product_key).map_err(|v| {
         RpcError::new(
             ErrorCode::InvalidFormattedProductKey,
@@ -353,21 +421,14 @@ fn parse_device<'p>(params: &'p Params<'_>) -> Result<DeviceRef<'p>, RpcError> {
 }
 
 /// Step 5: `TaskStatus`, then `TaskStatusList.N` by increasing `N`; the union of them all.
-fn parse_statuses(params: &Params<'_>) -> Result<StatusSet, RpcError> {
+fn parse_statuses(known: &Known<'_>) -> Result<StatusSet, RpcError> {
     let mut set = StatusSet::EMPTY;
-    if let Some(value) = non_empty(params, "TaskStatus") {
+    if let Some(value) = non_empty(known.task_status) {
         set.insert(unfinished_status("TaskStatus", value)?);
     }
-    // One pass, no buffer: keep the error of the smallest index, since the entries arrive in
-    // any order.
+    // Keep the error of the smallest index, since the entries arrive in any order.
     let mut first_error: Option<(u8, RpcError)> = None;
-    for param in params {
-        let (Some(name), Some(value)) = (param.name_str(), param.value_str()) else {
-            continue;
-        };
-        let Some(index) = status_list_index(name) else {
-            continue;
-        };
+    for &(index, name, value) in &known.status_list {
         if value.is_empty() {
             continue;
         }
@@ -811,6 +872,35 @@ mod tests {
         assert!(e.is_err_and(|e| e.code == InvalidParameter && e.message.contains("IotId")));
         // Different case: different names.
         assert!(parse(&format!("{A}&IotId=x&iotid=y&IOTID=z")).is_ok());
+        // Past the first sixteen other names (counted apart from the names the rules read),
+        // for every kind of name, the duplicate after them or before them.
+        let many: String = (0..20).map(|i| format!("&Extra{i}=v")).collect();
+        assert!(parse(&format!("{A}&IotId=x{many}&TaskStatusList.7=QUEUED")).is_ok());
+        for twice in [
+            "IotId=x",
+            "IoTID=x",
+            "ProductKey=p",
+            "DeviceName=d",
+            "ModuleName=m",
+            "TaskStatus=QUEUED",
+            "IotInstanceId=i",
+            "TaskStatusList.7=QUEUED",
+            "Extra3=w",
+            "Extra19=w",
+            "Format=JSON",
+        ] {
+            let name = twice.split('=').next().unwrap_or_default();
+            for query in [
+                format!("{twice}{many}&{twice}&IotId=y"),
+                format!("{many}&{twice}&Format=XML&{twice}&IoTID=y"),
+                format!("IotId=y&{twice}&{twice}{many}"),
+            ] {
+                let request = format!("{A}&{}", query.trim_start_matches('&'));
+                let e = parse(&request).expect_err(&request);
+                assert_eq!(e.code, InvalidParameter, "{request}: {e:?}");
+                assert!(e.message.contains(name), "{request}: {e:?}");
+            }
+        }
     }
 
     #[test]
