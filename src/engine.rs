@@ -29,11 +29,11 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use smallvec::SmallVec;
 
-use crate::intern::{table_bytes, ByteSlab};
+use crate::intern::ByteSlab;
 use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
 use crate::query::{DeviceRef, Query, QueryError};
 use crate::store::{DeviceIdx, InstanceId, RowIdx, Shard};
@@ -99,12 +99,14 @@ struct Directory {
 }
 
 /// (instance, productKey, deviceName) → device, for queries by name.
-/// Bare addresses, as in [`Directory`]: candidates are confirmed in the device's shard.
+/// Addresses with a few bits of hash beside them, as in [`Directory`] (a [`TagTable`]):
+/// candidates are confirmed in the device's shard, and a query can start loading its bucket
+/// ahead ([`Engine::prefetch_device`]), which hashbrown's tables do not offer.
 /// Aligned like [`Shard`], so the table's header does not share the lock word's line.
 #[derive(Default)]
 #[repr(align(128))]
 struct PairShard {
-    table: HashTable<Loc>,
+    table: TagTable,
 }
 
 /// Platform instances; id 0 is the default instance (`""`), which always exists.
@@ -483,18 +485,19 @@ impl Engine {
         Ok(answer)
     }
 
-    /// Starts loading, without waiting for it, the first memory a query of the device
-    /// `iot_id` in the instance named `instance` reads (its shard's lock and its bucket of the
-    /// shard's `iotId` table), so that work the caller does before the query (decoding and
-    /// checking a request) overlaps that wait instead of preceding it. Pass what it returns to
+    /// Starts loading, without waiting for it, the first memory a query of `device` in the
+    /// instance named `instance` reads (a lock and the device's bucket: in its shard's `iotId`
+    /// table, or in the pair directory for a device named by product key and name), so that
+    /// work the caller does before the query (decoding and checking a request) overlaps that
+    /// wait instead of preceding it. Pass what it returns to
     /// [`Engine::prefetch_device_record`] after some more work, to start loading the device
     /// itself. A hint: it changes nothing and answers nothing; an unknown instance or device
     /// costs only the hint, and it gives up (`None`) rather than wait for a writer.
     ///
     /// ```
-    /// use ota_index::{Engine, Query};
+    /// use ota_index::{DeviceRef, Engine, Query};
     /// let engine = Engine::new();
-    /// let hint = engine.prefetch_device("", "dev-1");
+    /// let hint = engine.prefetch_device("", DeviceRef::IotId("dev-1"));
     /// // ... decode the request ...
     /// if let Some(hint) = hint {
     ///     engine.prefetch_device_record(hint);
@@ -502,26 +505,51 @@ impl Engine {
     /// // ... check the rest of it ...
     /// assert!(engine.unfinished(&Query::by_iot_id("dev-1")).unwrap().is_empty());
     /// ```
-    pub fn prefetch_device(&self, instance: &str, iot_id: &str) -> Option<DeviceHint> {
+    pub fn prefetch_device(&self, instance: &str, device: DeviceRef<'_>) -> Option<DeviceHint> {
         let instance = self.instance_for_read(instance).ok()?;
-        let shard = self.shard_index(iot_id);
-        let guard = self.inner.shards[shard].0.try_read()?;
-        let hash = guard.iot_hash(instance, iot_id);
-        guard.prefetch_bucket(hash);
-        Some(DeviceHint { shard, hash })
+        match device {
+            DeviceRef::IotId(iot) => {
+                let shard = self.shard_index(iot);
+                let guard = self.inner.shards[shard].0.try_read()?;
+                let hash = guard.iot_hash(instance, iot);
+                guard.prefetch_bucket(hash);
+                Some(DeviceHint(Hint::Iot { shard, hash }))
+            }
+            DeviceRef::Name {
+                product_key,
+                device_name,
+            } => {
+                let hash = self.pair_hash(instance, product_key, device_name);
+                let dir = self.pair_shard(hash);
+                self.inner.pairs[dir].0.try_read()?.table.prefetch(hash);
+                Some(DeviceHint(Hint::Pair { dir, hash }))
+            }
+        }
     }
 
     /// The second step of [`Engine::prefetch_device`]: reads the device's bucket (by now
-    /// loaded, or on its way) and starts loading the device it points to. A hint, as the first
-    /// step.
+    /// loaded, or on its way) and starts loading the device its first candidate entry points
+    /// to. A hint, as the first step.
     pub fn prefetch_device_record(&self, hint: DeviceHint) {
-        if let Some(guard) = self
-            .inner
-            .shards
-            .get(hint.shard)
-            .and_then(|s| s.0.try_read())
-        {
-            guard.prefetch_device(hint.hash);
+        let (shard, first) = match hint.0 {
+            Hint::Iot { shard, hash } => (shard, FirstCandidate::Iot(hash)),
+            Hint::Pair { dir, hash } => {
+                let Some(pairs) = self.inner.pairs.get(dir).and_then(|p| p.0.try_read()) else {
+                    return;
+                };
+                let Some(loc) = pairs.table.find(hash, |_| true) else {
+                    return;
+                };
+                drop(pairs);
+                let (shard, d) = self.unloc(Loc(loc));
+                (shard, FirstCandidate::Device(DeviceIdx(d)))
+            }
+        };
+        if let Some(guard) = self.inner.shards.get(shard).and_then(|s| s.0.try_read()) {
+            match first {
+                FirstCandidate::Iot(hash) => guard.prefetch_device(hash),
+                FirstCandidate::Device(d) => guard.prefetch_device_at(d),
+            }
         }
     }
 
@@ -626,10 +654,12 @@ impl Engine {
         ((loc.0 & mask) as usize, loc.0 >> self.inner.shard_bits)
     }
 
-    /// The pair directory shard of a pair hash, from its middle bits: hashbrown takes its
-    /// bucket from the low bits and its tag from the top seven, which must stay independent.
+    /// The pair directory shard of a pair hash, from bits 16–31: a [`TagTable`] takes its
+    /// bucket from the low bits (below 2^26 buckets a shard, bits 0–25) and its tags from the
+    /// top of the upper half, which must stay independent of it (the shard is the product's
+    /// top bits: bits 26–31 for 64 shards).
     fn pair_shard(&self, hash: u64) -> usize {
-        ((u64::from((hash >> 24) as u32) * self.inner.pairs.len() as u64) >> 32) as usize
+        ((u64::from((hash >> 16) as u16) * self.inner.pairs.len() as u64) >> 16) as usize
     }
 
     /// The shard (read-locked) and device a query names, if the device is known.
@@ -664,10 +694,15 @@ impl Engine {
         device_name: &str,
     ) -> Option<(RwLockReadGuard<'_, Shard>, usize, DeviceIdx)> {
         let hash = self.pair_hash(instance, product_key, device_name);
-        let candidates: SmallVec<[Loc; 4]> = {
-            let dir = self.inner.pairs[self.pair_shard(hash)].0.read();
-            dir.table.iter_hash(hash).copied().collect()
-        };
+        let mut candidates: SmallVec<[Loc; 4]> = SmallVec::new();
+        self.inner.pairs[self.pair_shard(hash)]
+            .0
+            .read()
+            .table
+            .find(hash, |addr| {
+                candidates.push(Loc(addr));
+                false // every entry with the hash's tag
+            });
         candidates.into_iter().find_map(|loc| {
             let (shard, idx) = self.unloc(loc);
             let d = DeviceIdx(idx);
@@ -894,7 +929,7 @@ impl Engine {
             for (shard, g) in per_shard.iter().enumerate() {
                 self.inner.shards[shard].0.write().reserve(g);
                 let mut pairs = self.inner.pairs[shard].0.write();
-                pairs.table.reserve(g.pairs, |&l| self.pair_hash_at(l));
+                pairs.table.reserve(g.pairs, |a| self.pair_hash_at(Loc(a)));
             }
             dir.table.reserve(n, |a| self.task_hash_at(Loc(a)));
         }
@@ -996,7 +1031,11 @@ impl Engine {
             }
             for (hash, loc) in pairs.drain(..) {
                 let mut p = self.inner.pairs[self.pair_shard(hash)].0.write();
-                p.table.insert_unique(hash, loc, |&l| self.pair_hash_at(l));
+                let stored = p.table.insert(hash, loc.0, |a| self.pair_hash_at(Loc(a)));
+                debug_assert!(
+                    stored,
+                    "a location is at most MAX_ADDR (the shards' capacity)"
+                );
             }
         }
         let stored = dir
@@ -1067,7 +1106,7 @@ impl Engine {
         }
         for p in self.inner.pairs.iter() {
             let mut pairs = p.0.write();
-            pairs.table.shrink_to_fit(|&loc| self.pair_hash_at(loc));
+            pairs.table.shrink_to_fit(|a| self.pair_hash_at(Loc(a)));
         }
     }
 
@@ -1390,9 +1429,13 @@ impl Engine {
             let hash = self.pair_hash(instance, rec.product_key, rec.device_name);
             let loc = self.loc(target, device.0);
             let mut pairs = self.inner.pairs[self.pair_shard(hash)].0.write();
-            pairs
+            let stored = pairs
                 .table
-                .insert_unique(hash, loc, |&l| self.pair_hash_at(l));
+                .insert(hash, loc.0, |a| self.pair_hash_at(Loc(a)));
+            debug_assert!(
+                stored,
+                "a location is at most MAX_ADDR (the shards' capacity)"
+            );
         }
         let task_hash = self.task_hash(instance, rec.task_id);
         match old {
@@ -1466,7 +1509,7 @@ impl Engine {
             .inner
             .pairs
             .iter()
-            .map(|p| table_bytes(&p.0.read().table))
+            .map(|p| p.0.read().table.heap_bytes())
             .sum();
         m
     }
@@ -1594,9 +1637,20 @@ impl std::fmt::Debug for Unfinished<'_> {
 /// Where [`Engine::prefetch_device`] found a device's bucket, for
 /// [`Engine::prefetch_device_record`].
 #[derive(Debug, Clone, Copy)]
-pub struct DeviceHint {
-    shard: usize,
-    hash: u64,
+pub struct DeviceHint(Hint);
+
+#[derive(Debug, Clone, Copy)]
+enum Hint {
+    /// A device named by `iotId`: its shard and its hash in the shard's `iotId` table.
+    Iot { shard: usize, hash: u64 },
+    /// A device named by product key and name: its pair directory shard and its hash there.
+    Pair { dir: usize, hash: u64 },
+}
+
+/// What [`Engine::prefetch_device_record`] loads in a shard.
+enum FirstCandidate {
+    Iot(u64),
+    Device(DeviceIdx),
 }
 
 /// One task, read straight from the columns: every accessor borrows, nothing is copied.

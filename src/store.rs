@@ -222,12 +222,16 @@ impl Shard {
     /// Starts loading the first device whose entry carries `hash`'s tag: the one
     /// [`Shard::find_device`] will most likely compare (and find).
     pub(crate) fn prefetch_device(&self, hash: u64) {
-        self.by_iot.find(hash, |d| {
-            if let Some(dev) = self.devices.get(d as usize) {
-                crate::prefetch::prefetch(dev);
-            }
-            true
-        });
+        if let Some(d) = self.by_iot.find(hash, |_| true) {
+            self.prefetch_device_at(DeviceIdx(d));
+        }
+    }
+
+    /// Starts loading device `d`'s record, if there is one.
+    pub(crate) fn prefetch_device_at(&self, d: DeviceIdx) {
+        if let Some(dev) = self.devices.get(d.idx()) {
+            crate::prefetch::prefetch(dev);
+        }
     }
 
     /// Adds a device; `None` when the shard is full.

@@ -650,6 +650,25 @@ fn the_early_device_hint_never_changes_an_answer() {
     // The hinted device is another instance's.
     let (_, answer) = get(&s, &format!("IotId={LIGHT}&{A}&IotInstanceId=iot-c3j0000"));
     assert_eq!(task_ids(&answer), ["183634077949482****"]);
+    // By name: hinted from the text, or not (an escape), in either instance.
+    let (_, answer) = get(&s, &format!("ProductKey=K1nhvyl****&DeviceName=Light&{A}"));
+    assert_eq!(task_ids(&answer), all);
+    let (_, answer) = get(
+        &s,
+        &format!("DeviceName=Lig%68t&{A}&ProductKey=K1nhvyl****"),
+    );
+    assert_eq!(task_ids(&answer), all);
+    let (_, answer) = get(
+        &s,
+        &format!("{A}&ProductKey=K1nhvyl****&DeviceName=Light&IotInstanceId=iot-c3j0000"),
+    );
+    assert_eq!(task_ids(&answer), ["183634077949482****"]);
+    // An empty `IotId` is absent: the name is the device (and the hint's).
+    let (_, answer) = get(
+        &s,
+        &format!("IotId=&ProductKey=K1nhvyl****&DeviceName=Light&{A}"),
+    );
+    assert_eq!(task_ids(&answer), all);
     // The hinted id is unknown, or refused later.
     let (_, answer) = get(&s, &format!("IotId=nobody&{A}"));
     assert_eq!(task_ids(&answer), Vec::<String>::new());
@@ -673,7 +692,7 @@ fn the_early_device_hint_never_changes_an_answer() {
 /// (an unknown instance or device, a hint made by another engine), they change no answer.
 #[test]
 fn device_hints_change_nothing() {
-    use ota_index::Query;
+    use ota_index::{DeviceRef, Query};
     let engine = Engine::new();
     engine
         .load_jsonl(include_bytes!("data/contract/tasks.jsonl"))
@@ -688,29 +707,48 @@ fn device_hints_change_nothing() {
     };
     let before = answer(&engine);
     assert_eq!(before.len(), 3);
-    assert!(engine.prefetch_device("no-such-instance", LIGHT).is_none());
-    let hint = engine
-        .prefetch_device("", LIGHT)
-        .expect("no writer holds the shard");
-    engine.prefetch_device_record(hint);
-    let unknown = engine
-        .prefetch_device("", "nobody")
-        .expect("no writer holds the shard");
-    engine.prefetch_device_record(unknown);
-    // A hint from an engine of 256 shards, given to one of one shard.
+    let light = DeviceRef::IotId(LIGHT);
+    let light_by_name = DeviceRef::Name {
+        product_key: "K1nhvyl****",
+        device_name: "Light",
+    };
+    let nobody = DeviceRef::Name {
+        product_key: "K1nhvyl****",
+        device_name: "Nobody",
+    };
+    assert!(engine.prefetch_device("no-such-instance", light).is_none());
+    for device in [light, light_by_name, nobody, DeviceRef::IotId("nobody")] {
+        let hint = engine
+            .prefetch_device("", device)
+            .expect("no writer holds the shard");
+        engine.prefetch_device_record(hint);
+    }
+    // Hints from an engine of 256 shards, given to one of one shard.
     let other = Engine::with_shards(256);
-    let mut far = None;
+    let mut far = Vec::new();
     for i in 0..1000 {
-        let hint = other.prefetch_device("", &format!("d{i}")).unwrap();
-        if format!("{hint:?}").contains("shard: 2") {
-            far = Some(hint);
-            break;
+        let name = format!("d{i}");
+        for device in [
+            DeviceRef::IotId(&name),
+            DeviceRef::Name {
+                product_key: "p",
+                device_name: &name,
+            },
+        ] {
+            let hint = other.prefetch_device("", device).unwrap();
+            let debug = format!("{hint:?}");
+            if debug.contains("shard: 2") || debug.contains("dir: 2") {
+                far.push(hint);
+            }
         }
     }
+    assert!(far.len() >= 2, "{far:?}");
     let one = Engine::with_shards(1);
     one.load_jsonl(include_bytes!("data/contract/tasks.jsonl"))
         .unwrap();
-    one.prefetch_device_record(far.expect("some device lands past shard 0"));
+    for hint in far {
+        one.prefetch_device_record(hint);
+    }
     assert_eq!(answer(&engine), before);
     assert_eq!(answer(&one), before);
 }
