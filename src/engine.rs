@@ -480,7 +480,7 @@ impl Engine {
         // Start loading what serializing the first tasks will read, so that their cache
         // misses overlap (about 15% of a served query at 1,000,000 devices; placed here, not
         // in a method the service calls after this returns, which measured no gain).
-        guard.touch(&answer.rows[..answer.rows.len().min(PREFETCH_TASKS)]);
+        guard.prefetch_answer(&answer.rows[..answer.rows.len().min(PREFETCH_TASKS)]);
         answer.guard = Some(guard);
         Ok(answer)
     }

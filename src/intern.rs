@@ -60,10 +60,10 @@ impl Interner {
         self.bytes.plain_bytes(SlabRef(sym.0))
     }
 
-    /// See [`ByteSlab::touch`].
+    /// See [`ByteSlab::prefetch`].
     #[inline(always)]
-    pub(crate) fn touch(&self, sym: Sym) -> u8 {
-        self.bytes.touch(SlabRef(sym.0))
+    pub(crate) fn prefetch(&self, sym: Sym) {
+        self.bytes.prefetch(SlabRef(sym.0));
     }
 
     pub(crate) fn lookup(&self, text: &str) -> Option<Sym> {
@@ -268,17 +268,11 @@ impl ByteSlab {
         }
     }
 
-    /// Reads the first and the last byte of the entry at `r`: cheap loads that bring in the
-    /// cache lines a read of it will touch. Returns them xor-ed (for `black_box`).
+    /// Starts loading the entry at `r` without reading it: the line of its header and the
+    /// next (a one-byte-header entry is at most 64 bytes, so it lies within those two).
     #[inline]
-    pub(crate) fn touch(&self, r: SlabRef) -> u8 {
-        let (start, len, _) = self.span(r);
-        let bytes = self.text.as_bytes();
-        let last = bytes
-            .get(start + len.saturating_sub(1))
-            .copied()
-            .unwrap_or(0);
-        bytes.get(r.0 as usize).copied().unwrap_or(0) ^ last
+    pub(crate) fn prefetch(&self, r: SlabRef) {
+        crate::prefetch::prefetch_bytes(self.text.as_bytes(), r.0 as usize, SHORT);
     }
 
     #[inline(always)]
