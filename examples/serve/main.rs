@@ -117,27 +117,35 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(parsed)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that arrives between the "listening" line and the
+/// first poll (a busy machine) must stop the server, not kill it with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
 
@@ -245,6 +253,7 @@ fn main() -> ExitCode {
                  ACS3-HMAC-SHA256); unsigned ones are refused with MissingParameter"
             );
         }
+        let shutdown = shutdown_signal();
         println!("listening on http://{addr}");
         // Tests and scripts wait for the line above; stdout is a pipe there, so flush.
         let _ = std::io::stdout().flush();
@@ -260,7 +269,7 @@ fn main() -> ExitCode {
                 eprintln!("serve: the server stopped: {result:?}");
                 return ExitCode::from(1);
             }
-            () = shutdown_signal() => {}
+            () = shutdown => {}
         }
         println!("shutting down");
         let _ = std::io::stdout().flush();
