@@ -132,7 +132,8 @@ impl Answer for OtaIndex {
 /// Decodes and validates a request the way the service does; the baselines' common front.
 /// `on_query` writes the success response; errors are written here, as the service would.
 fn answer_with(query: &str, out: &mut Vec<u8>, on_query: impl FnOnce(&Query<'_>, &mut Vec<u8>)) {
-    let params = Params::decode(query, None);
+    let mut params = Params::default();
+    params.decode_into(query, None);
     match parse_request(&params, None) {
         Ok(request) => {
             let query = request.query();

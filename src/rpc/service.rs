@@ -213,7 +213,8 @@ impl Service {
         // The device's first two cache misses overlap decoding and checking the request (a
         // hint: the request may yet be refused, or name its device or instance otherwise).
         let hint = plain_device(request.query).and_then(|d| self.engine.prefetch_device("", d));
-        let params = Params::decode(request.query, body);
+        let mut params = Params::default();
+        params.decode_into(request.query, body);
         if let Some(hint) = hint.filter(|_| params.value("IotInstanceId").is_none_or(str::is_empty))
         {
             self.engine.prefetch_device_record(hint);
