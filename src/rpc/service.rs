@@ -294,37 +294,70 @@ fn query_error(error: QueryError) -> RpcError {
 }
 
 /// The device the query string names, read from its text before it is decoded: what a hint
-/// can use. The first `IotId` pair, else the first `ProductKey` and `DeviceName` pairs, when
-/// not empty and needing no decoding (about 100 instructions a name; decoding takes 1,200).
+/// can use. The first `IotId` pair with a value, else the first `ProductKey` and `DeviceName`
+/// pairs, when their values need no decoding. One pass, eight bytes at a time, over the
+/// text up to the `IotId` pair (about 150 instructions a request; decoding takes 1,200).
 fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
-    use memchr::memmem::Finder;
-    use std::sync::LazyLock;
-    static IOT_ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("IotId="));
-    static PRODUCT_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("ProductKey="));
-    static DEVICE_NAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("DeviceName="));
-    if let Some(iot) = plain_value(query, &IOT_ID) {
-        return Some(DeviceRef::IotId(iot));
+    use crate::swar::{first_match, zero_bytes, ONES};
+    /// The value of `pair` (`escaped`: holding a `%` or `+`) if it is named `name`: `None`
+    /// for another name, `Some(None)` for this name with a value that is empty or escaped.
+    fn value<'q>(
+        query: &'q str,
+        at: usize,
+        pair: &[u8],
+        escaped: bool,
+        name: &[u8],
+    ) -> Option<Option<&'q str>> {
+        let raw = pair.strip_prefix(name)?;
+        if raw.is_empty() || escaped {
+            return Some(None);
+        }
+        Some(query.get(at + name.len()..at + pair.len()))
+    }
+    let bytes = query.as_bytes();
+    let (mut product_key, mut device_name) = (None, None);
+    let (mut at, mut from, mut escaped) = (0, 0, false);
+    while at < bytes.len() {
+        let special = first_match(
+            bytes,
+            from,
+            |v| {
+                zero_bytes(v ^ (ONES * u64::from(b'&')))
+                    | zero_bytes(v ^ (ONES * u64::from(b'%')))
+                    | zero_bytes(v ^ (ONES * u64::from(b'+')))
+            },
+            |b| matches!(b, b'&' | b'%' | b'+'),
+        );
+        let end = match special {
+            Some(i) if bytes[i] != b'&' => {
+                escaped = true;
+                from = i + 1;
+                continue;
+            }
+            Some(i) => i,
+            None => bytes.len(),
+        };
+        let pair = &bytes[at..end];
+        match pair.first() {
+            Some(b'I') => {
+                if let Some(Some(iot)) = value(query, at, pair, escaped, b"IotId=") {
+                    return Some(DeviceRef::IotId(iot));
+                }
+            }
+            Some(b'P') if product_key.is_none() => {
+                product_key = value(query, at, pair, escaped, b"ProductKey=");
+            }
+            Some(b'D') if device_name.is_none() => {
+                device_name = value(query, at, pair, escaped, b"DeviceName=");
+            }
+            _ => {}
+        }
+        (at, from, escaped) = (end + 1, end + 1, false);
     }
     Some(DeviceRef::Name {
-        product_key: plain_value(query, &PRODUCT_KEY)?,
-        device_name: plain_value(query, &DEVICE_NAME)?,
+        product_key: product_key??,
+        device_name: device_name??,
     })
-}
-
-/// The value of the first pair `finder` (a `name=`) finds in `query`, when that is a whole
-/// pair's name, and the value is not empty and needs no decoding.
-fn plain_value<'q>(query: &'q str, finder: &memchr::memmem::Finder<'_>) -> Option<&'q str> {
-    let bytes = query.as_bytes();
-    let at = finder.find(bytes)?;
-    if at > 0 && bytes[at - 1] != b'&' {
-        return None;
-    }
-    let start = at + finder.needle().len();
-    let end = memchr::memchr(b'&', &bytes[start..]).map_or(bytes.len(), |n| start + n);
-    if start == end || memchr::memchr2(b'%', b'+', &bytes[start..end]).is_some() {
-        return None;
-    }
-    query.get(start..end)
 }
 
 #[cfg(test)]
@@ -342,7 +375,9 @@ mod tests {
         assert_eq!(iot("Action=X&IotId=&ModuleName=m"), None);
         assert_eq!(iot("Action=X&IotId=a%62c"), None);
         assert_eq!(iot("Action=X&IotId=a+c"), None);
-        assert_eq!(iot("XIotId=abc&IotId=def"), None);
+        assert_eq!(iot("XIotId=abc&IotId=def"), Some("def"));
+        assert_eq!(iot("IotId=&IotId=def"), Some("def"));
+        assert_eq!(iot("IotIds=abc"), None);
         assert_eq!(iot("Format=IotId=abc"), None);
         assert_eq!(iot("IoTID=abc"), None);
         assert_eq!(iot("IotId"), None);
@@ -369,5 +404,10 @@ mod tests {
         assert_eq!(name("ProductKey=pk&DeviceName="), None);
         assert_eq!(name("ProductKey=p%6B&DeviceName=dn"), None);
         assert_eq!(name("ProductKey=pk&XDeviceName=dn"), None);
+        assert_eq!(name("ProductKey=&ProductKey=pk&DeviceName=dn"), None);
+        assert_eq!(
+            name("Pk=1&ProductKey=pk&Dn=2&DeviceName=dn&IotId="),
+            Some(("pk", "dn"))
+        );
     }
 }
