@@ -155,8 +155,14 @@ impl TagTable {
         if addr > MAX_ADDR {
             return false;
         }
-        if self.len + self.tombstones + 1 > self.max_load() || !self.fits(addr) {
+        if self.len + self.tombstones + 1 > self.max_load() {
             self.rebuild(self.len + 1, addr, &rehash);
+        } else if !self.fits(addr) {
+            // For width alone, keep the buckets: a reservation must outlive it (sized for
+            // `len + 1`, a reserved table being filled rebuilt again at every doubling: 1.8
+            // million rehashes, each reading a device, loading the million-device fleet's
+            // pairs).
+            self.rebuild((self.len + 1).max(self.max_load()), addr, &rehash);
         }
         self.put(hash, addr);
         true
@@ -359,6 +365,40 @@ mod tests {
             1 => any::<u8>().prop_map(Op::Reserve),
             1 => Just(Op::Shrink),
         ]
+    }
+
+    /// A reserved table filled one insert at a time with growing addresses (a pair directory
+    /// after a bulk load's reservation) widens its address field without giving up the
+    /// reservation: a handful of rebuilds, not one at every doubling, and every entry found.
+    #[test]
+    fn widening_keeps_a_reservation() {
+        let hash = |a: u32| u64::from(a).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let rehashes = std::cell::Cell::new(0usize);
+        let rehash = |a: u32| {
+            rehashes.set(rehashes.get() + 1);
+            hash(a)
+        };
+        let n = 20_000u32;
+        let mut table = TagTable::default();
+        table.reserve(n as usize, rehash);
+        let buckets = table.slots.len();
+        for i in 0..n {
+            // Addresses as a directory's locations grow: index << 6 | shard.
+            let addr = i << 6 | (i % 64);
+            assert!(table.insert(hash(addr), addr, rehash));
+        }
+        assert_eq!(table.slots.len(), buckets, "the reservation was given up");
+        // One rebuild for width (4,095 entries then); at every doubling it was 25,599.
+        assert!(
+            rehashes.get() < n as usize / 2,
+            "{} rehashes",
+            rehashes.get()
+        );
+        for i in 0..n {
+            let addr = i << 6 | (i % 64);
+            assert_eq!(table.find(hash(addr), |a| a == addr), Some(addr));
+        }
+        table.validate(hash).unwrap();
     }
 
     /// A batch large enough to be ordered by region goes in whole: into an empty table and
