@@ -107,6 +107,21 @@ pub(crate) fn first_match(
         .map(|i| from + i)
 }
 
+/// The index of the first byte of `bytes` at or after `from` that is one of `set`, eight
+/// bytes at a time ([`first_match`] with one [`zero_bytes`] test a member, unrolled).
+#[inline]
+pub(crate) fn first_of<const N: usize>(bytes: &[u8], from: usize, set: [u8; N]) -> Option<usize> {
+    first_match(
+        bytes,
+        from,
+        |v| {
+            set.iter()
+                .fold(0, |found, &b| found | zero_bytes(v ^ (ONES * u64::from(b))))
+        },
+        |b| set.contains(&b),
+    )
+}
+
 /// Calls `f` with every string of 1 to 23 `a`s in which one byte is replaced, at every
 /// position, by every value: each byte at each place of strings shorter than, equal to and
 /// longer than a word (for the tests of the word-at-a-time scanners).

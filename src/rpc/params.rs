@@ -23,7 +23,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use crate::swar::{self, zero_bytes, ONES};
+use crate::swar;
 use std::fmt;
 
 /// The most parameters a request may carry (query string and body together); more is
@@ -171,17 +171,7 @@ struct Scan {
 /// The first `&`, `=`, `%` or `+` of `bytes` at or after `from`, eight bytes at a time. The usual request's names and values are a few bytes long; `memchr` for `&`, then
 /// for `=`, then for `%` or `+` on each side cost four calls and ten times the instructions.
 fn find_special(bytes: &[u8], from: usize) -> Option<usize> {
-    swar::first_match(
-        bytes,
-        from,
-        |v| {
-            zero_bytes(v ^ (ONES * u64::from(b'&')))
-                | zero_bytes(v ^ (ONES * u64::from(b'=')))
-                | zero_bytes(v ^ (ONES * u64::from(b'%')))
-                | zero_bytes(v ^ (ONES * u64::from(b'+')))
-        },
-        |b| matches!(b, b'&' | b'=' | b'%' | b'+'),
-    )
+    swar::first_of(bytes, from, [b'&', b'=', b'%', b'+'])
 }
 
 /// Finds the end of the segment at the start of `bytes`, its first `=`, and whether its name

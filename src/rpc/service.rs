@@ -298,7 +298,7 @@ fn query_error(error: QueryError) -> RpcError {
 /// pairs, when their values need no decoding. One pass, eight bytes at a time, over the
 /// text up to the `IotId` pair (about 150 instructions a request; decoding takes 1,200).
 fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
-    use crate::swar::{first_match, zero_bytes, ONES};
+    use crate::swar::first_of;
     /// The value of `pair` (`escaped`: holding a `%` or `+`) if it is named `name`: `None`
     /// for another name, `Some(None)` for this name with a value that is empty or escaped.
     fn value<'q>(
@@ -318,16 +318,7 @@ fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
     let (mut product_key, mut device_name) = (None, None);
     let (mut at, mut from, mut escaped) = (0, 0, false);
     while at < bytes.len() {
-        let special = first_match(
-            bytes,
-            from,
-            |v| {
-                zero_bytes(v ^ (ONES * u64::from(b'&')))
-                    | zero_bytes(v ^ (ONES * u64::from(b'%')))
-                    | zero_bytes(v ^ (ONES * u64::from(b'+')))
-            },
-            |b| matches!(b, b'&' | b'%' | b'+'),
-        );
+        let special = first_of(bytes, from, [b'&', b'%', b'+']);
         let end = match special {
             Some(i) if bytes[i] != b'&' => {
                 escaped = true;
