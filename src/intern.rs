@@ -48,16 +48,10 @@ impl Interner {
         self.bytes.get(SlabRef(sym.0))
     }
 
-    /// See [`ByteSlab::get_plain`].
+    /// Where `sym`'s text is: the interner's slab and the entry's place in it.
     #[inline(always)]
-    pub(crate) fn get_plain(&self, sym: Sym) -> (&str, bool) {
-        self.bytes.get_plain(SlabRef(sym.0))
-    }
-
-    /// See [`ByteSlab::plain_bytes`].
-    #[inline(always)]
-    pub(crate) fn plain_bytes(&self, sym: Sym) -> (&[u8], bool) {
-        self.bytes.plain_bytes(SlabRef(sym.0))
+    pub(crate) fn entry(&self, sym: Sym) -> (&ByteSlab, SlabRef) {
+        (&self.bytes, SlabRef(sym.0))
     }
 
     /// See [`ByteSlab::prefetch`].

@@ -326,43 +326,44 @@ impl Shard {
         &self.variants[self.rows[r.idx()].variant().idx()].variant
     }
 
-    /// The row's ten strings in [`crate::JSON_STRING_ORDER`], each with its plain flag.
-    pub(crate) fn row_json_strings(&self, r: RowIdx) -> [(&str, bool); 10] {
-        let row = &self.rows[r.idx()];
+    /// `read` applied to each of the row's ten strings (its slab and entry), in
+    /// [`crate::JSON_STRING_ORDER`]: the one list both readers below take them from.
+    #[inline(always)]
+    fn row_strings<'s, T>(
+        &'s self,
+        row: &Row,
+        read: impl Fn(&'s ByteSlab, SlabRef) -> T,
+    ) -> [T; 10] {
         let dev = &self.devices[row.device.idx()];
         let v = &self.variants[row.variant().idx()].variant;
+        let dict = |sym| {
+            let (slab, at) = self.dict.entry(sym);
+            read(slab, at)
+        };
         [
-            self.dict.get_plain(v.dest),
-            self.device_strs.get_plain(dev.name),
-            self.dict.get_plain(v.firmware),
-            self.device_strs.get_plain(dev.iot),
-            self.dict.get_plain(v.job),
-            self.dict.get_plain(v.module),
-            self.dict.get_plain(dev.product_key),
-            self.dict.get_plain(v.product_name),
-            self.dict.get_plain(v.src),
-            self.keys.get_plain(row.key),
+            dict(v.dest),
+            read(&self.device_strs, dev.name),
+            dict(v.firmware),
+            read(&self.device_strs, dev.iot),
+            dict(v.job),
+            dict(v.module),
+            dict(dev.product_key),
+            dict(v.product_name),
+            dict(v.src),
+            read(&self.keys, row.key),
         ]
+    }
+
+    /// The row's ten strings in [`crate::JSON_STRING_ORDER`], each with its plain flag.
+    pub(crate) fn row_json_strings(&self, r: RowIdx) -> [(&str, bool); 10] {
+        self.row_strings(&self.rows[r.idx()], ByteSlab::get_plain)
     }
 
     /// The row as [`PlainTask`] when all ten strings are plain (see
     /// [`TaskFields::plain_json`](crate::TaskFields::plain_json)); `None` otherwise.
     pub(crate) fn row_plain_json(&self, r: RowIdx) -> Option<PlainTask<'_>> {
-        let row = self.rows.get(r.idx())?;
-        let dev = self.devices.get(row.device.idx())?;
-        let v = &self.variants.get(row.variant().idx())?.variant;
-        let parts = [
-            self.dict.plain_bytes(v.dest),
-            self.device_strs.plain_bytes(dev.name),
-            self.dict.plain_bytes(v.firmware),
-            self.device_strs.plain_bytes(dev.iot),
-            self.dict.plain_bytes(v.job),
-            self.dict.plain_bytes(v.module),
-            self.dict.plain_bytes(dev.product_key),
-            self.dict.plain_bytes(v.product_name),
-            self.dict.plain_bytes(v.src),
-            self.keys.plain_bytes(row.key),
-        ];
+        let row = &self.rows[r.idx()];
+        let parts = self.row_strings(row, ByteSlab::plain_bytes);
         // One branch for all ten.
         if !parts.iter().fold(true, |all, &(_, plain)| all & plain) {
             return None;
