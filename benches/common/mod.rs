@@ -25,8 +25,8 @@ use std::time::Instant;
 
 use ota_index::fleet::{write_record, Fleet};
 use ota_index::rpc::{
-    parse_request, write_error, write_success, ErrorCode, HttpRequest, KeyCase, Params, RpcError,
-    Service,
+    parse_query, parse_request, write_error, write_success, ErrorCode, HttpRequest, KeyCase,
+    Params, RpcError, Service,
 };
 use ota_index::{DeviceRef, Engine, Query, StatusSet, TaskRecord, TaskStatus};
 use serde::{Deserialize, Serialize};
@@ -133,8 +133,7 @@ impl Answer for OtaIndex {
 /// `on_query` writes the success response; errors are written here, as the service would.
 fn answer_with(query: &str, out: &mut Vec<u8>, on_query: impl FnOnce(&Query<'_>, &mut Vec<u8>)) {
     let mut params = Params::default();
-    params.decode_into(query, None);
-    match parse_request(&params, None) {
+    match parse_query(&mut params, query, None, None) {
         Ok(request) => {
             let query = request.query();
             match query.instance_name() {

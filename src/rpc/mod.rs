@@ -8,7 +8,7 @@ pub mod signature;
 
 pub use error::{Envelope, ErrorCode, RpcError};
 pub use params::{Param, Params, Source};
-pub use request::{parse_request, ParsedRequest};
+pub use request::{parse_plain, parse_query, parse_request, ParsedRequest};
 pub use response::{new_request_id, write_error, write_json_string, write_success, KeyCase};
 pub use signature::{SignedRequest, Verifier};
 pub mod service;

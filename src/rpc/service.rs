@@ -10,7 +10,7 @@ use crate::model::Field;
 use crate::query::{DeviceRef, QueryError};
 use crate::rpc::error::{ErrorCode, RpcError};
 use crate::rpc::params::{Params, Source};
-use crate::rpc::request::{parse_request, ACTION_HEADER};
+use crate::rpc::request::{parse_plain, parse_request, ACTION_HEADER};
 use crate::rpc::response::{new_request_id, write_error, write_success, KeyCase};
 use crate::rpc::signature::{SignedRequest, Verifier};
 
@@ -210,19 +210,34 @@ impl Service {
         if let Some(body) = body.filter(|b| b.len() > MAX_REQUEST_BYTES) {
             return Err(too_long("form body", body.len()));
         }
-        // The device's first two cache misses overlap decoding and checking the request (a
-        // hint: the request may yet be refused, or name its device or instance otherwise).
+        // The device's first cache misses overlap checking the request (a hint: the request
+        // may yet be refused, or name its device or instance otherwise).
         let hint = plain_device(request.query).and_then(|d| self.engine.prefetch_device("", d));
         let mut params = Params::default();
-        params.decode_into(request.query, body);
-        if let Some(hint) = hint.filter(|_| params.value("IotInstanceId").is_none_or(str::is_empty))
-        {
-            self.engine.prefetch_device_record(hint);
-        }
-        if let Some(verifier) = &self.verifier {
-            self.verify(verifier, request, &params, now)?;
-        }
-        let parsed = parse_request(&params, request.header(ACTION_HEADER))?;
+        // The usual request (no form body, nothing to decode, no error, no signature to
+        // check) takes the fast path, which gives what the full rules would; anything else is
+        // decoded and checked in full. The fast path is too short for the hint's second step
+        // to start early enough to pay (medians 965 against 1,009 ns a request, five alternating
+        // rounds at 1,000,000 devices).
+        let plain = match (body, &self.verifier) {
+            (None, None) => parse_plain(request.query),
+            _ => None,
+        };
+        let parsed = match plain {
+            Some(parsed) => parsed,
+            None => {
+                params.decode_into(request.query, body);
+                if let Some(hint) =
+                    hint.filter(|_| params.value("IotInstanceId").is_none_or(str::is_empty))
+                {
+                    self.engine.prefetch_device_record(hint);
+                }
+                if let Some(verifier) = &self.verifier {
+                    self.verify(verifier, request, &params, now)?;
+                }
+                parse_request(&params, request.header(ACTION_HEADER))?
+            }
+        };
         let answer = self
             .engine
             .unfinished_checked(&parsed.query())
