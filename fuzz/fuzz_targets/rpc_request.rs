@@ -16,13 +16,16 @@
 //! answer is one JSON object that is either a success (`code` "", `data.simpleOTATaskInfo` an
 //! array of unfinished tasks, HTTP 200) or an error (a known non-empty code, a non-empty
 //! message under the envelope's key, the code's HTTP status); the request id is the caller's
-//! or a fresh lower-case UUID.
+//! or a fresh lower-case UUID. Whatever the fast path (`parse_plain`) accepts of the query
+//! string, the full rules (decoding, `parse_request`) accept with the same result.
 #![no_main]
 
 use std::borrow::Cow;
 
 use libfuzzer_sys::fuzz_target;
-use ota_index::rpc::{ErrorCode, HttpRequest, KeyCase, Service, Verifier};
+use ota_index::rpc::{
+    parse_plain, parse_request, ErrorCode, HttpRequest, KeyCase, Params, Service, Verifier,
+};
 use ota_index::{Engine, TaskStatus};
 use serde_json::Value;
 
@@ -122,6 +125,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let query: Cow<'_, str> = String::from_utf8_lossy(query);
     let header: Option<Cow<'_, str>> = header.map(String::from_utf8_lossy);
+    if let Some(fast) = parse_plain(&query) {
+        let params = Params::decode(&query, None);
+        assert_eq!(parse_request(&params, None).ok(), Some(fast), "{query:?}");
+    }
 
     let signed = flags & 0x10 != 0;
     let case = if flags & 0x04 != 0 {
