@@ -190,7 +190,8 @@ pub fn parse_request<'p>(
 /// assert!(parse_plain("Action=ListOTAUnfinishedTaskByDevice").is_none());
 /// ```
 pub fn parse_plain(query: &str) -> Option<ParsedRequest<'_>> {
-    /// A name the fast path reads.
+    /// A name the fast path reads, with the bit that marks it given (`IotId` and `IoTID`
+    /// share one: they are one parameter).
     #[derive(Clone, Copy)]
     enum Slot {
         Iot,
@@ -204,7 +205,7 @@ pub fn parse_plain(query: &str) -> Option<ParsedRequest<'_>> {
     }
     const ACTION_PAIR: &[u8; 36] = b"Action=ListOTAUnfinishedTaskByDevice";
     let bytes = query.as_bytes();
-    let (mut seen, mut listed, mut action) = (0u8, 0u128, false); // names given
+    let (mut seen, mut listed, mut action) = (0u8, 0u128, false);
     let (mut iot, mut product_key, mut device_name, mut module, mut instance) =
         ("", "", "", "", "");
     let mut statuses = StatusSet::EMPTY;
@@ -254,38 +255,40 @@ pub fn parse_plain(query: &str) -> Option<ParsedRequest<'_>> {
         };
         // The delimiters are ASCII: the value lies on char boundaries.
         let value = query.get(value_at..end)?;
-        // Each name once (`IotId` and `IoTID` are one name).
-        let bit = match name {
-            Slot::Iot => 1,
-            Slot::ProductKey => 2,
-            Slot::DeviceName => 4,
-            Slot::Module => 8,
-            Slot::Instance => 16,
-            Slot::Status => 32,
-            Slot::Listed(n) => {
-                if listed & 1 << n != 0 {
+        let (bit, slot) = match name {
+            Slot::Iot => (1, &mut iot),
+            Slot::ProductKey => (2, &mut product_key),
+            Slot::DeviceName => (4, &mut device_name),
+            Slot::Module => (8, &mut module),
+            Slot::Instance => (16, &mut instance),
+            Slot::Status | Slot::Listed(_) => {
+                if let Slot::Listed(n) = name {
+                    let n = 1u128 << n;
+                    if listed & n != 0 {
+                        return None;
+                    }
+                    listed |= n;
+                } else if seen & 32 != 0 {
                     return None;
+                } else {
+                    seen |= 32;
                 }
-                listed |= 1 << n;
-                0
+                // Empty counts as absent; else an unfinished status.
+                if !value.is_empty() {
+                    statuses.insert(unfinished(value)?);
+                }
+                if end == bytes.len() {
+                    break;
+                }
+                at = end + 1;
+                continue;
             }
         };
         if seen & bit != 0 {
             return None;
         }
         seen |= bit;
-        match name {
-            Slot::Iot => iot = value,
-            Slot::ProductKey => product_key = value,
-            Slot::DeviceName => device_name = value,
-            Slot::Module => module = value,
-            Slot::Instance => instance = value,
-            // Empty counts as absent; else an unfinished status.
-            Slot::Status | Slot::Listed(_) if value.is_empty() => {}
-            Slot::Status | Slot::Listed(_) => {
-                statuses.insert(TaskStatus::parse(value).filter(|s| s.is_unfinished())?);
-            }
-        }
+        *slot = value;
         if end == bytes.len() {
             break;
         }
@@ -326,6 +329,17 @@ fn starts_with<const N: usize>(bytes: &[u8], at: usize, want: &[u8; N]) -> bool 
         .get(at..at.saturating_add(N))
         .and_then(|b| <&[u8; N]>::try_from(b).ok())
         .is_some_and(|b| b == want)
+}
+
+/// The unfinished status named `value`, if it names one.
+fn unfinished(value: &str) -> Option<TaskStatus> {
+    Some(match value {
+        "CONFIRM" => TaskStatus::Confirm,
+        "QUEUED" => TaskStatus::Queued,
+        "NOTIFIED" => TaskStatus::Notified,
+        "IN_PROGRESS" => TaskStatus::InProgress,
+        _ => return None,
+    })
 }
 
 /// Decodes a request's parameters into `params` and applies the rules of section 3:
