@@ -311,7 +311,7 @@ fn query_error(error: QueryError) -> RpcError {
 /// The device the query string names, read from its text before it is decoded: what a hint
 /// can use. The first `IotId` pair with a value, else the first `ProductKey` and `DeviceName`
 /// pairs, when their values need no decoding. One pass, eight bytes at a time, over the
-/// text up to the `IotId` pair (about 150 instructions a request; decoding takes 1,200).
+/// text up to the `IotId` pair (about 150 instructions a request).
 fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
     use crate::swar::first_of;
     /// The value of `pair` (`escaped`: holding a `%` or `+`) if it is named `name`: `None`
