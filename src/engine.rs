@@ -258,7 +258,8 @@ pub struct MemoryUsage {
     pub task_ids: usize,
     /// Dictionaries of repeated strings and the variant tuples.
     pub strings: usize,
-    /// Devices: records, posting lists, iotId and name bytes, the iotId index.
+    /// Devices: records, posting lists, iotId and name bytes, the iotId index and its
+    /// locality entries (where each device's query reads, 8 bytes a slot).
     pub devices: usize,
     /// Status, module and job bitmaps.
     pub bitmaps: usize,
@@ -529,7 +530,9 @@ impl Engine {
 
     /// The second step of [`Engine::prefetch_device`]: reads the device's bucket (by now
     /// loaded, or on its way) and starts loading the device its first candidate entry points
-    /// to. A hint, as the first step.
+    /// to; for a device named by `IotId`, also its first rows and its `iotId` bytes, from a
+    /// small per-shard table the first step loaded too, so that the query then waits for them
+    /// once, not one after the other. A hint, as the first step.
     pub fn prefetch_device_record(&self, hint: DeviceHint) {
         let (shard, first) = match hint.0 {
             Hint::Iot { shard, hash } => (shard, FirstCandidate::Iot(hash)),
