@@ -207,6 +207,9 @@ pub(crate) struct Shard {
     /// Where each device's query reads, by the low bits of its hash (see [`Locality`]): a
     /// power of two of slots, at least as many as devices.
     locality: Vec<Locality>,
+    /// The last device whose locality slot was computed, and that slot: a bulk load adds a
+    /// device and then posts its first task, and the second finds the slot without hashing.
+    locality_memo: Option<(DeviceIdx, usize)>,
     pub(crate) bitmaps: Bitmaps,
     /// Most rows (and devices) this shard may hold, from the engine's id packing.
     capacity: u32,
@@ -227,6 +230,7 @@ impl Shard {
             device_strs: ByteSlab::default(),
             by_iot: TagTable::default(),
             locality: Vec::new(),
+            locality_memo: None,
             bitmaps: Bitmaps::default(),
             capacity,
         }
@@ -290,9 +294,16 @@ impl Shard {
 
     /// Writes device `d`'s [`Locality`] entry (it then owns its slot).
     fn refresh_locality(&mut self, d: DeviceIdx) {
-        let hash = device_hash(&self.hasher, &self.devices, &self.device_strs, d.0);
-        if let Some(slot) = self.locality_slot(hash) {
+        let slot = match self.locality_memo {
+            Some((memo, slot)) if memo == d => Some(slot),
+            _ => {
+                let hash = device_hash(&self.hasher, &self.devices, &self.device_strs, d.0);
+                self.locality_slot(hash)
+            }
+        };
+        if let Some(slot) = slot {
             self.locality[slot] = self.locality_of(d);
+            self.locality_memo = Some((d, slot));
         }
     }
 
@@ -317,6 +328,7 @@ impl Shard {
         }
         self.locality = vec![Locality::EMPTY; want];
         self.locality.shrink_to_fit();
+        self.locality_memo = None;
         for d in 0..self.devices.len() as u32 {
             self.refresh_locality(DeviceIdx(d));
         }
@@ -386,7 +398,8 @@ impl Shard {
         debug_assert!(stored, "capacity keeps every index storable");
         if self.devices.len() > self.locality.len() {
             self.size_locality(self.devices.len());
-        } else {
+        } else if let Some(slot) = self.locality_slot(hash) {
+            self.locality_memo = Some((DeviceIdx(idx), slot));
             self.refresh_locality(DeviceIdx(idx));
         }
         Some(DeviceIdx(idx))
