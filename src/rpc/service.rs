@@ -336,6 +336,14 @@ fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
         Some(query.get(at + name.len()..at + pair.len()))
     }
     let bytes = query.as_bytes();
+    // The usual layout, `Action` first and then `IotId`, without a scan of the `Action` pair.
+    const LEAD: &[u8] = b"Action=ListOTAUnfinishedTaskByDevice&IotId=";
+    if bytes.starts_with(LEAD) {
+        let end = first_of(bytes, LEAD.len(), [b'&', b'%', b'+']).unwrap_or(bytes.len());
+        if end > LEAD.len() && bytes.get(end).is_none_or(|&b| b == b'&') {
+            return query.get(LEAD.len()..end).map(DeviceRef::IotId);
+        }
+    }
     let (mut product_key, mut device_name) = (None, None);
     let (mut at, mut from, mut escaped) = (0, 0, false);
     while at < bytes.len() {
@@ -394,6 +402,29 @@ mod tests {
         assert_eq!(iot("IoTID=abc"), None);
         assert_eq!(iot("IotId"), None);
         assert_eq!(iot("智=1&IotId=智能"), Some("智能"));
+        // The usual layout's shortcut gives what the scan gives.
+        fn iot_of(q: &str) -> Option<&str> {
+            match plain_device(q) {
+                Some(DeviceRef::IotId(id)) => Some(id),
+                _ => None,
+            }
+        }
+        let lead = "Action=ListOTAUnfinishedTaskByDevice&IotId=";
+        for (rest, want) in [
+            ("abc", Some("abc")),
+            ("abc&ModuleName=m", Some("abc")),
+            ("abc&IotId=def", Some("abc")),
+            ("", None),
+            ("&IotId=def", Some("def")),
+            ("a%62c", None),
+            ("a+c&IotId=def", Some("def")),
+            ("智能&TaskStatus=QUEUED", Some("智能")),
+        ] {
+            let q = format!("{lead}{rest}");
+            assert_eq!(iot_of(&q), want, "{q}");
+            let scanned = format!("Action=ListOTAUnfinishedTaskByDevicE&IotId={rest}");
+            assert_eq!(iot_of(&scanned), want, "{scanned}");
+        }
         assert_eq!(iot(""), None);
         let name = |q| match plain_device(q) {
             Some(DeviceRef::Name {
