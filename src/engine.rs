@@ -36,7 +36,7 @@ use smallvec::SmallVec;
 use crate::intern::ByteSlab;
 use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
 use crate::query::{DeviceRef, Query, QueryError};
-use crate::store::{DeviceIdx, InstanceId, RowIdx, Shard};
+use crate::store::{instance_hash, DeviceIdx, InstanceId, RowIdx, Shard};
 use crate::tagtable::{TagTable, MAX_ADDR};
 use crate::view::{PlainTask, TaskFields};
 
@@ -510,9 +510,10 @@ impl Engine {
         let instance = self.instance_for_read(instance).ok()?;
         match device {
             DeviceRef::IotId(iot) => {
-                let shard = self.shard_index(iot);
+                let bytes_hash = self.inner.hasher.hash_one(iot);
+                let shard = self.shard_of_hash(bytes_hash);
                 let guard = self.inner.shards[shard].0.try_read()?;
-                let hash = guard.iot_hash(instance, iot);
+                let hash = instance_hash(bytes_hash, instance);
                 guard.prefetch_bucket(hash);
                 Some(DeviceHint(Hint::Iot { shard, hash }))
             }
@@ -603,8 +604,14 @@ impl Engine {
     }
 
     fn shard_index(&self, iot: &str) -> usize {
-        let hash = self.inner.hasher.hash_one((0x5eed_u16, iot));
-        ((u128::from(hash) * self.inner.shards.len() as u128) >> 64) as usize
+        self.shard_of_hash(self.inner.hasher.hash_one(iot))
+    }
+
+    /// The shard of the device whose `iotId` bytes hash to `iot_bytes_hash` (the engine's
+    /// hasher over the `iotId` alone; [`instance_hash`] of the same hash is its key in the
+    /// shard's `iotId` index, so a lookup hashes the bytes once).
+    fn shard_of_hash(&self, iot_bytes_hash: u64) -> usize {
+        ((u128::from(iot_bytes_hash) * self.inner.shards.len() as u128) >> 64) as usize
     }
 
     fn pair_hash(&self, instance: InstanceId, product_key: &str, device_name: &str) -> u64 {
@@ -673,8 +680,10 @@ impl Engine {
     ) -> Option<(RwLockReadGuard<'_, Shard>, DeviceIdx)> {
         match device {
             DeviceRef::IotId(iot) => {
-                let guard = self.inner.shards[self.shard_index(iot)].0.read();
-                let d = guard.find_device(instance, iot)?;
+                let bytes_hash = self.inner.hasher.hash_one(iot);
+                let guard = self.inner.shards[self.shard_of_hash(bytes_hash)].0.read();
+                let d =
+                    guard.find_device_hashed(instance, iot, instance_hash(bytes_hash, instance))?;
                 Some((guard, d))
             }
             DeviceRef::Name {
@@ -1338,13 +1347,16 @@ impl Engine {
         let Some(instance) = self.known_instance(rec.iot_instance_id) else {
             return InPlace::NotHere;
         };
-        let target = self.shard_index(rec.iot_id);
+        let bytes_hash = self.inner.hasher.hash_one(rec.iot_id);
+        let target = self.shard_of_hash(bytes_hash);
         let hash = self.task_hash(instance, rec.task_id);
         let mut guard = self.inner.shards[target].0.write();
         // The record's device by its iotId, looked up before the task so that the two chains
         // of cache misses (index entry, device, iotId bytes; directory entry, row, task id)
         // run side by side rather than one after the other through the row.
-        let Some(d) = guard.find_device(instance, rec.iot_id) else {
+        let Some(d) =
+            guard.find_device_hashed(instance, rec.iot_id, instance_hash(bytes_hash, instance))
+        else {
             return InPlace::NotHere;
         };
         // Only entries of this shard can match: others are left to the general path, which

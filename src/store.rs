@@ -238,12 +238,22 @@ impl Shard {
 
     // ---- devices -------------------------------------------------------------------------
 
+    /// The hash the `iotId` index keeps device `iot` of `instance` under.
     pub(crate) fn iot_hash(&self, instance: InstanceId, iot: &str) -> u64 {
-        self.hasher.hash_one((instance.0, iot))
+        instance_hash(self.hasher.hash_one(iot), instance)
     }
 
     pub(crate) fn find_device(&self, instance: InstanceId, iot: &str) -> Option<DeviceIdx> {
-        let hash = self.iot_hash(instance, iot);
+        self.find_device_hashed(instance, iot, self.iot_hash(instance, iot))
+    }
+
+    /// [`Shard::find_device`] with `hash` from [`Shard::iot_hash`] (or [`instance_hash`]).
+    pub(crate) fn find_device_hashed(
+        &self,
+        instance: InstanceId,
+        iot: &str,
+        hash: u64,
+    ) -> Option<DeviceIdx> {
         self.by_iot
             .find(hash, |d| {
                 let dev = &self.devices[d as usize];
@@ -1184,12 +1194,19 @@ pub(crate) enum Plan<'a> {
     ModuleBitmap(&'a RoaringBitmap),
 }
 
-/// The six strings of a variant, in hashing order.
+/// The hash the `iotId` index keeps a device under, from `iot_bytes_hash` (the engine's
+/// hasher over the `iotId` alone, which also picks the device's shard) and its instance: one
+/// hash of the bytes serves both (the halves swapped, so that the bits that picked the shard,
+/// the same for every device of a shard, are not the table's tags).
+pub(crate) fn instance_hash(iot_bytes_hash: u64, instance: InstanceId) -> u64 {
+    (iot_bytes_hash ^ u64::from(instance.0).wrapping_mul(0x9E37_79B9_7F4A_7C15)).rotate_left(32)
+}
+
 /// The device index's hash of device `d` (what [`Shard::find_device`] hashes), from its
 /// stored iotId.
 fn device_hash(hasher: &DefaultHashBuilder, devices: &[Device], strs: &ByteSlab, d: u32) -> u64 {
     let dev = &devices[d as usize];
-    hasher.hash_one((dev.instance.0, strs.get(dev.iot)))
+    instance_hash(hasher.hash_one(strs.get(dev.iot)), dev.instance)
 }
 
 fn variant_text<'d>(dict: &'d Interner, v: &Variant) -> [&'d str; 6] {
