@@ -431,6 +431,17 @@ impl Shard {
         self.dict.get(self.devices[d.idx()].product_key)
     }
 
+    /// Starts loading device `d`'s first four unfinished rows (reading its record).
+    pub(crate) fn prefetch_rows(&self, d: DeviceIdx) {
+        if let Some(dev) = self.devices.get(d.idx()) {
+            for &r in dev.unfinished.iter().take(4) {
+                if let Some(row) = self.rows.get(r.idx()) {
+                    crate::prefetch::prefetch(row);
+                }
+            }
+        }
+    }
+
     /// True when device `d` is the pair (`product_key`, `device_name`) of `instance`.
     pub(crate) fn device_is(
         &self,
