@@ -296,6 +296,12 @@ impl Shard {
         }
     }
 
+    /// Notes that device `d`'s index hash is `hash` (from [`Shard::iot_hash`]), so that a
+    /// write about to change its posting list finds its [`Locality`] slot without hashing.
+    pub(crate) fn note_device_hash(&mut self, d: DeviceIdx, hash: u64) {
+        self.locality_memo = self.locality_slot(hash).map(|slot| (d, slot));
+    }
+
     /// The [`Locality`] slot of a device hash; `None` while the shard has no devices.
     fn locality_slot(&self, hash: u64) -> Option<usize> {
         let mask = self.locality.len().checked_sub(1)?;
