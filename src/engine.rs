@@ -1359,14 +1359,9 @@ impl Engine {
         // of cache misses (index entry, device, iotId bytes; directory entry, row, task id)
         // run side by side rather than one after the other through the row.
         let device_hash = instance_hash(bytes_hash, instance);
-        // With the device's bucket, its locality entry: a status change that moves the
-        // device's first unfinished row rewrites it, and the lock's release would wait for
-        // that write's miss.
-        guard.prefetch_bucket(device_hash);
         let Some(d) = guard.find_device_hashed(instance, rec.iot_id, device_hash) else {
             return InPlace::NotHere;
         };
-        guard.note_device_hash(d, device_hash);
         // Only entries of this shard can match: others are left to the general path, which
         // locks their shards itself.
         let Some(loc) = dir.table.find(hash, |a| {

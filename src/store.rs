@@ -164,9 +164,16 @@ pub(crate) struct Device {
 /// A slot is picked by the low bits of the device's hash, and the last device written to a
 /// slot owns it, so a device sharing its slot may find another's entry there: the entry is only
 /// ever used to prefetch, and a wrong one costs a wasted load.
+///
+/// The row is the device's first unfinished row when the entry was written: a new first row
+/// (an insert) or a row leaving the device (a removal, a move) rewrites it, a status change
+/// does not (the row stays the device's, and the device's rows mostly lie together). So an
+/// upsert that changes a status never touches the table: rewriting the entry there made upserts
+/// wait for a miss on a random line of it (criterion's `upsert` at 1,000,000 devices 495/544/499
+/// against 550/532/545 ns, alternating runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Locality {
-    /// The device's first unfinished row, or [`Locality::NONE`].
+    /// A live row of the device, or [`Locality::NONE`].
     first_row: u32,
     /// The device's `iotId` bytes in the device string slab (its name follows them), or
     /// [`Locality::NONE`].
@@ -296,12 +303,6 @@ impl Shard {
         }
     }
 
-    /// Notes that device `d`'s index hash is `hash` (from [`Shard::iot_hash`]), so that a
-    /// write about to change its posting list finds its [`Locality`] slot without hashing.
-    pub(crate) fn note_device_hash(&mut self, d: DeviceIdx, hash: u64) {
-        self.locality_memo = self.locality_slot(hash).map(|slot| (d, slot));
-    }
-
     /// The [`Locality`] slot of a device hash; `None` while the shard has no devices.
     fn locality_slot(&self, hash: u64) -> Option<usize> {
         let mask = self.locality.len().checked_sub(1)?;
@@ -350,23 +351,12 @@ impl Shard {
         }
     }
 
-    /// Inserts `row` at `pos` of device `d`'s posting list (its [`Locality`] follows a new
+    /// Inserts `row` at `pos` of device `d`'s posting list (its [`Locality`] names a new
     /// first row).
     fn posting_insert(&mut self, d: DeviceIdx, pos: usize, row: RowIdx) {
         self.devices[d.idx()].unfinished.insert(pos, row);
         if pos == 0 {
             self.refresh_locality(d);
-        }
-    }
-
-    /// Removes `row` from device `d`'s posting list, if there.
-    fn posting_remove(&mut self, d: DeviceIdx, row: RowIdx) {
-        let list = &mut self.devices[d.idx()].unfinished;
-        if let Some(pos) = list.iter().position(|&r| r == row) {
-            list.remove(pos);
-            if pos == 0 {
-                self.refresh_locality(d);
-            }
         }
     }
 
@@ -666,11 +656,18 @@ impl Shard {
         self.bitmaps.restatus(instance, from, status, row.0);
         let variant = self.rows[i].variant();
         self.rows[i].set_variant_status(variant, status as u8);
+        // The locality entry stays: it names a live row of the device, which a status
+        // change keeps (rewriting it here cost upserts a miss on a random line of the table).
         match (from.is_unfinished(), status.is_unfinished()) {
-            (true, false) => self.posting_remove(d, row),
+            (true, false) => {
+                let list = &mut self.devices[d.idx()].unfinished;
+                if let Some(pos) = list.iter().position(|&r| r == row) {
+                    list.remove(pos);
+                }
+            }
             (false, true) => {
                 let pos = self.posting_position(d, row);
-                self.posting_insert(d, pos, row);
+                self.devices[d.idx()].unfinished.insert(pos, row);
             }
             _ => {}
         }
@@ -712,8 +709,13 @@ impl Shard {
         let status = self.row_status(row);
         let d = self.rows[row.idx()].device;
         if status.is_unfinished() {
-            self.posting_remove(d, row);
+            let list = &mut self.devices[d.idx()].unfinished;
+            if let Some(pos) = list.iter().position(|&r| r == row) {
+                list.remove(pos);
+            }
         }
+        // The entry may name this row, which is leaving the device (removed or moved).
+        self.refresh_locality(d);
         let instance = self.devices[d.idx()].instance;
         let v = self.variants[self.rows[row.idx()].variant().idx()].variant;
         self.bitmaps
@@ -1128,7 +1130,7 @@ impl Shard {
             .validate(|d| device_hash(hasher, devices, strs, d))
             .map_err(|e| format!("device index: {e}"))?;
         // Locality entries: enough slots; each device's slot owned by a device of that slot,
-        // and a device's own entry current.
+        // and a device's own entry naming one of its live rows (or none).
         if !(self.locality.is_empty() || self.locality.len().is_power_of_two())
             || self.locality.len() < self.devices.len()
         {
@@ -1150,7 +1152,10 @@ impl Shard {
             match entry {
                 Some(e) if e.iot == dev.iot.0 => {
                     owners += 1;
-                    if e != self.locality_of(d) {
+                    let row = RowIdx(e.first_row);
+                    if e.first_row != Locality::NONE
+                        && !(self.row_is_live(row) && self.rows[row.idx()].device == d)
+                    {
                         return Err(format!("device {i}: stale locality entry {e:?}"));
                     }
                 }
@@ -1280,11 +1285,11 @@ mod tests {
         (entry.iot == shard.devices[d.idx()].iot.0).then_some(entry)
     }
 
-    /// A device's locality entry names its first unfinished row through inserts that sort
-    /// first or last, status changes out of and back into the unfinished set, removals and a
-    /// shrink; `validate` refuses an entry left stale.
+    /// A device's locality entry names its first unfinished row after inserts that sort first
+    /// or last; a status change leaves it (the row stays the device's); a removal or a move of
+    /// the named row rewrites it; `validate` refuses an entry naming a row not the device's.
     #[test]
-    fn locality_entries_follow_the_first_unfinished_row() {
+    fn locality_entries_name_a_row_of_their_device() {
         let mut shard = Shard::new(DefaultHashBuilder::default(), u32::MAX);
         let d = shard
             .add_device(InstanceId(0), "gateway-1", "pk", "gateway")
@@ -1298,22 +1303,46 @@ mod tests {
         let r_early = shard.insert_task(d, &early.as_ref()).unwrap();
         assert_eq!(first(&shard), Some(r_early.0));
         let done = record(3, "m", TaskStatus::Succeeded, 5);
-        shard.insert_task(d, &done.as_ref()).unwrap();
+        let r_done = shard.insert_task(d, &done.as_ref()).unwrap();
         assert_eq!(
             first(&shard),
             Some(r_early.0),
             "a finished task is not posted"
         );
+        // Status changes leave the entry: the row is still the device's.
         let mut succeeded = early.clone();
         succeeded.status = TaskStatus::Succeeded;
         assert!(shard.replace_task(r_early, d, &succeeded.as_ref()));
-        assert_eq!(first(&shard), Some(r_late.0));
-        assert!(shard.replace_task(r_early, d, &early.as_ref()));
         assert_eq!(first(&shard), Some(r_early.0));
         shard.validate().unwrap();
+        assert!(shard.replace_task(r_early, d, &early.as_ref()));
+        assert_eq!(first(&shard), Some(r_early.0));
+        // A removal of the named row (finished or not) rewrites the entry.
+        assert!(shard.replace_task(r_early, d, &succeeded.as_ref()));
         shard.remove_task(r_early);
         assert_eq!(first(&shard), Some(r_late.0));
+        shard.validate().unwrap();
+        // A move of the named row to another device rewrites both devices' entries.
+        let other = shard
+            .add_device(InstanceId(0), "gateway-2", "pk", "gateway-2")
+            .unwrap();
+        let mut moved = late.clone();
+        moved.iot_id = "gateway-2".into();
+        moved.device_name = "gateway-2".into();
+        assert!(shard.replace_task(r_late, other, &moved.as_ref()));
+        // (The two devices may share a slot: then the later write, the move's, owns it.)
+        assert!(matches!(first(&shard), Some(Locality::NONE) | None));
+        assert_eq!(
+            own_locality(&shard, other).map(|e| e.first_row),
+            Some(r_late.0)
+        );
+        // Each removal rewrites its device's entry last, so that device owns the slot.
         shard.remove_task(r_late);
+        assert_eq!(
+            own_locality(&shard, other).map(|e| e.first_row),
+            Some(Locality::NONE)
+        );
+        shard.remove_task(r_done);
         assert_eq!(first(&shard), Some(Locality::NONE));
         shard.validate().unwrap();
 
