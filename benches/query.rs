@@ -12,6 +12,14 @@
 //! implementation and answers `n` requests in `profile_loop` (for `valgrind --tool=callgrind
 //! --toggle-collect=*profile_loop*`) and prints the time a request. It cycles `OTA_BENCH_QUERIES`
 //! requests (100,000 unless set), as the timed runs do.
+//!
+//! `OTA_BENCH_INTERLEAVE=<rounds>` skips criterion too: it builds every selected
+//! implementation, then in each round lets each answer the same next slice of the mix
+//! (`OTA_BENCH_INTERLEAVE_SLICE` requests, 10,000 unless set), the order rotating by round, and
+//! prints each one's median time a request and the median over rounds of each ratio of the
+//! target table. Every implementation meets the machine's drift in every round, so these
+//! ratios hold where a criterion run's, whose implementations are timed minutes apart, move
+//! with the machine.
 
 use std::hint::black_box;
 
@@ -144,7 +152,86 @@ fn profile(name: &str) {
     );
 }
 
+/// Median of `v` (sorted in place); NaN when empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn interleave(rounds: usize) {
+    let devices = device_counts()[0];
+    let slice: usize = std::env::var("OTA_BENCH_INTERLEAVE_SLICE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let mix = std::env::var("OTA_BENCH_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let fleet = Fleet::new(devices);
+    let queries = fleet.queries(mix);
+    let mut imps: Vec<(&str, Box<dyn Answer>)> = Vec::new();
+    for name in [OTA_INDEX, NAIVE, SQLITE, FLOOR] {
+        if !selected(name) {
+            continue;
+        }
+        let imp: Box<dyn Answer> = match name {
+            OTA_INDEX => Box::new(OtaIndex(Service::new(build_engine(&fleet)))),
+            NAIVE => Box::new(NaiveStore::from_fleet(&fleet)),
+            SQLITE => Box::new(SqliteStore::from_fleet(&fleet)),
+            _ => Box::new(Floor::from_fleet(&fleet)),
+        };
+        eprintln!("[bench] interleave: {name} built ({devices} devices)");
+        imps.push((name, imp));
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); imps.len()];
+    let mut out = Vec::with_capacity(64 * 1024);
+    for round in 0..rounds {
+        let from = round * slice % queries.len();
+        let batch: Vec<&String> = queries.iter().cycle().skip(from).take(slice).collect();
+        for k in 0..imps.len() {
+            let i = (k + round) % imps.len();
+            let start = std::time::Instant::now();
+            for query in &batch {
+                out.clear();
+                imps[i].1.answer(query, &mut out);
+                black_box(out.len());
+            }
+            times[i].push(start.elapsed().as_nanos() as f64 / slice.max(1) as f64);
+        }
+    }
+    for (i, (name, _)) in imps.iter().enumerate() {
+        let mut t = times[i].clone();
+        eprintln!(
+            "[bench] interleaved {name}: {:.1} ns a request (median of {rounds} rounds of {slice})",
+            median(&mut t)
+        );
+    }
+    let Some(ota) = imps.iter().position(|(n, _)| *n == OTA_INDEX) else {
+        return;
+    };
+    for (i, (name, _)) in imps.iter().enumerate().filter(|&(i, _)| i != ota) {
+        let mut ratios: Vec<f64> = times[i]
+            .iter()
+            .zip(&times[ota])
+            .map(|(o, e)| o / e)
+            .collect();
+        let mid = median(&mut ratios);
+        let (low, high) = (ratios[ratios.len() / 10], ratios[ratios.len() * 9 / 10]);
+        eprintln!(
+            "[bench] interleaved queries/s ota-index / {name}: {mid:.2} (median of per-round ratios; middle 80 % {low:.2}–{high:.2})"
+        );
+    }
+}
+
 fn main() {
+    if let Some(rounds) = std::env::var("OTA_BENCH_INTERLEAVE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        interleave(rounds);
+        return;
+    }
     if let Ok(name) = std::env::var("OTA_BENCH_PROFILE") {
         profile(&name);
         return;
