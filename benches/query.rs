@@ -121,27 +121,39 @@ fn profile_loop(imp: &dyn Answer, queries: &[String], n: usize) -> usize {
     total
 }
 
+/// The number in environment variable `name`, or `default`.
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The profile and interleave modes' fleet and cycled mix: the mix as timed (100,000
+/// requests), where `query_count`'s test-mode 2,000 would let a 1,000,000-device run answer
+/// from a warm cache.
+fn fleet_and_mix() -> (Fleet, Vec<String>) {
+    let fleet = Fleet::new(device_counts()[0]);
+    let queries = fleet.queries(env_number("OTA_BENCH_QUERIES", 100_000));
+    (fleet, queries)
+}
+
+/// Builds implementation `name` over `fleet`.
+fn build(name: &str, fleet: &Fleet) -> Box<dyn Answer> {
+    match name {
+        OTA_INDEX => Box::new(OtaIndex(Service::new(build_engine(fleet)))),
+        NAIVE => Box::new(NaiveStore::from_fleet(fleet)),
+        SQLITE => Box::new(SqliteStore::from_fleet(fleet)),
+        FLOOR => Box::new(Floor::from_fleet(fleet)),
+        other => panic!("{other:?}: not an implementation"),
+    }
+}
+
 fn profile(name: &str) {
-    let devices = device_counts()[0];
-    let n = std::env::var("OTA_BENCH_PROFILE_QUERIES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    // The cycled mix as timed (100,000 requests): with `query_count`'s test-mode 2,000, a
-    // 1,000,000-device profile would answer from a warm cache.
-    let mix = std::env::var("OTA_BENCH_QUERIES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    let fleet = Fleet::new(devices);
-    let queries = fleet.queries(mix);
-    let imp: Box<dyn Answer> = match name {
-        OTA_INDEX => Box::new(OtaIndex(Service::new(build_engine(&fleet)))),
-        NAIVE => Box::new(NaiveStore::from_fleet(&fleet)),
-        SQLITE => Box::new(SqliteStore::from_fleet(&fleet)),
-        FLOOR => Box::new(Floor::from_fleet(&fleet)),
-        other => panic!("OTA_BENCH_PROFILE={other:?}: not an implementation"),
-    };
+    let n = env_number("OTA_BENCH_PROFILE_QUERIES", 100_000);
+    let (fleet, queries) = fleet_and_mix();
+    let mix = queries.len();
+    let imp = build(name, &fleet);
     eprintln!("[bench] profile: {name} built, answering {n} requests");
     let start = std::time::Instant::now();
     let bytes = profile_loop(imp.as_ref(), &queries, n);
@@ -159,30 +171,14 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn interleave(rounds: usize) {
-    let devices = device_counts()[0];
-    let slice: usize = std::env::var("OTA_BENCH_INTERLEAVE_SLICE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
-    let mix = std::env::var("OTA_BENCH_QUERIES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    let fleet = Fleet::new(devices);
-    let queries = fleet.queries(mix);
+    let slice = env_number("OTA_BENCH_INTERLEAVE_SLICE", 10_000);
+    let (fleet, queries) = fleet_and_mix();
     let mut imps: Vec<(&str, Box<dyn Answer>)> = Vec::new();
     for name in [OTA_INDEX, NAIVE, SQLITE, FLOOR] {
-        if !selected(name) {
-            continue;
+        if selected(name) {
+            imps.push((name, build(name, &fleet)));
+            eprintln!("[bench] interleave: {name} built");
         }
-        let imp: Box<dyn Answer> = match name {
-            OTA_INDEX => Box::new(OtaIndex(Service::new(build_engine(&fleet)))),
-            NAIVE => Box::new(NaiveStore::from_fleet(&fleet)),
-            SQLITE => Box::new(SqliteStore::from_fleet(&fleet)),
-            _ => Box::new(Floor::from_fleet(&fleet)),
-        };
-        eprintln!("[bench] interleave: {name} built ({devices} devices)");
-        imps.push((name, imp));
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); imps.len()];
     let mut out = Vec::with_capacity(64 * 1024);
