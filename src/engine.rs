@@ -510,10 +510,8 @@ impl Engine {
         let instance = self.instance_for_read(instance).ok()?;
         match device {
             DeviceRef::IotId(iot) => {
-                let bytes_hash = self.inner.hasher.hash_one(iot);
-                let shard = self.shard_of_hash(bytes_hash);
+                let (shard, hash) = self.iot_location(instance, iot);
                 let guard = self.inner.shards[shard].0.try_read()?;
-                let hash = instance_hash(bytes_hash, instance);
                 guard.prefetch_bucket(hash);
                 Some(DeviceHint(Hint::Iot { shard, hash }))
             }
@@ -608,10 +606,19 @@ impl Engine {
     }
 
     /// The shard of the device whose `iotId` bytes hash to `iot_bytes_hash` (the engine's
-    /// hasher over the `iotId` alone; [`instance_hash`] of the same hash is its key in the
-    /// shard's `iotId` index, so a lookup hashes the bytes once).
+    /// hasher over the `iotId` alone).
     fn shard_of_hash(&self, iot_bytes_hash: u64) -> usize {
         ((u128::from(iot_bytes_hash) * self.inner.shards.len() as u128) >> 64) as usize
+    }
+
+    /// Device `iot` of `instance`: its shard and its key in that shard's `iotId` index (what
+    /// [`Shard::iot_hash`] gives), from one hash of the bytes.
+    fn iot_location(&self, instance: InstanceId, iot: &str) -> (usize, u64) {
+        let bytes_hash = self.inner.hasher.hash_one(iot);
+        (
+            self.shard_of_hash(bytes_hash),
+            instance_hash(bytes_hash, instance),
+        )
     }
 
     fn pair_hash(&self, instance: InstanceId, product_key: &str, device_name: &str) -> u64 {
@@ -680,10 +687,9 @@ impl Engine {
     ) -> Option<(RwLockReadGuard<'_, Shard>, DeviceIdx)> {
         match device {
             DeviceRef::IotId(iot) => {
-                let bytes_hash = self.inner.hasher.hash_one(iot);
-                let guard = self.inner.shards[self.shard_of_hash(bytes_hash)].0.read();
-                let d =
-                    guard.find_device_hashed(instance, iot, instance_hash(bytes_hash, instance))?;
+                let (shard, hash) = self.iot_location(instance, iot);
+                let guard = self.inner.shards[shard].0.read();
+                let d = guard.find_device_hashed(instance, iot, hash)?;
                 Some((guard, d))
             }
             DeviceRef::Name {
@@ -1351,14 +1357,12 @@ impl Engine {
         let Some(instance) = self.known_instance(rec.iot_instance_id) else {
             return InPlace::NotHere;
         };
-        let bytes_hash = self.inner.hasher.hash_one(rec.iot_id);
-        let target = self.shard_of_hash(bytes_hash);
+        let (target, device_hash) = self.iot_location(instance, rec.iot_id);
         let hash = self.task_hash(instance, rec.task_id);
         let mut guard = self.inner.shards[target].0.write();
         // The record's device by its iotId, looked up before the task so that the two chains
         // of cache misses (index entry, device, iotId bytes; directory entry, row, task id)
         // run side by side rather than one after the other through the row.
-        let device_hash = instance_hash(bytes_hash, instance);
         let Some(d) = guard.find_device_hashed(instance, rec.iot_id, device_hash) else {
             return InPlace::NotHere;
         };
