@@ -19,9 +19,10 @@
 //!
 //! A query by `iotId` reads its bucket of the `iotId` table, then the device, then (together)
 //! the device's `iotId` bytes and rows, then its tasks' ids. A [`Locality`] table beside the
-//! index (8 bytes a slot, a slot per device rounded up to a power of two) names each device's
-//! first unfinished row and `iotId` bytes, so that the query's hint, which has the hash before
-//! the request is checked, starts loading rows, bytes and device together.
+//! index (8 bytes a slot, a slot per device rounded up to a power of two) names a row of each
+//! device (its first unfinished one when written) and its `iotId` bytes, so that the query's
+//! hint, which has the hash before the request is checked, starts loading rows, bytes and
+//! device together.
 //!
 //! The tasks of one job share their firmware, module, product name and target version, and
 //! mostly a handful of source versions, so the six strings of a task cost one `u32` per row.
@@ -1231,6 +1232,7 @@ fn device_hash(hasher: &DefaultHashBuilder, devices: &[Device], strs: &ByteSlab,
     instance_hash(hasher.hash_one(strs.get(dev.iot)), dev.instance)
 }
 
+/// The six strings of a variant, in hashing order.
 fn variant_text<'d>(dict: &'d Interner, v: &Variant) -> [&'d str; 6] {
     [
         dict.get(v.job),
