@@ -38,13 +38,15 @@ use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStat
 use crate::query::{DeviceRef, Query, QueryError};
 use crate::store::{instance_hash, DeviceIdx, InstanceId, RowIdx, Shard};
 use crate::tagtable::{TagTable, MAX_ADDR};
+use crate::taskkey::{IdText, TaskKey};
 use crate::view::{PlainTask, TaskFields};
 
 /// Shards of a new engine: more shards than reader threads, so that readers rarely meet on a
 /// lock word, and few enough that the per-shard dictionaries (each shard interns the fleet's
 /// job, firmware and version strings it sees) stay small. Live bytes a task on the
-/// million-device fleet (3.2 million tasks, `memory_usage()` after `shrink_to_fit`): 93.5 with
-/// 16 shards, 95.8 with 32, 99.5 with 64.
+/// million-device fleet (3.2 million tasks, `memory_usage()` after `shrink_to_fit`), measured
+/// before task ids were kept in rows as numbers (which took 16 bytes a task off each): 93.5
+/// with 16 shards, 95.8 with 32, 99.5 with 64.
 pub const DEFAULT_SHARDS: usize = 32;
 
 /// Records a shard-by-shard apply writes under one shard lock: readers of the shard wait for
@@ -133,7 +135,7 @@ struct Inner {
 /// engine.load_jsonl(br#"{"taskId":"t1","jobId":"j1","firmwareId":"f1","iotId":"dev-1","productKey":"pk1","productName":"Lamp","deviceName":"lamp-01","moduleName":"default","srcVersion":"1.0","destVersion":"1.1","taskStatus":"QUEUED","utcCreate":"2024-01-01T00:00:00Z","utcModified":"2024-01-01T00:00:00Z"}"#).unwrap();
 ///
 /// let answer = engine.unfinished(&Query::by_iot_id("dev-1")).unwrap();
-/// let ids: Vec<&str> = answer.iter().map(|t| t.task_id()).collect();
+/// let ids: Vec<String> = answer.iter().map(|t| t.task_id().to_owned()).collect();
 /// assert_eq!(ids, ["t1"]);
 /// ```
 #[derive(Clone)]
@@ -252,9 +254,9 @@ impl WriteSummary {
 /// Bytes held by the engine, by part (heap capacity, so growth slack counts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryUsage {
-    /// The row columns.
+    /// The rows (numeric task ids included: rows keep them as numbers).
     pub rows: usize,
-    /// Task id bytes.
+    /// The bytes of task ids that are not decimal numbers (the key slab).
     pub task_ids: usize,
     /// Dictionaries of repeated strings and the variant tuples.
     pub strings: usize,
@@ -647,7 +649,7 @@ impl Engine {
         let (shard, row) = self.unloc(loc);
         let guard = self.inner.shards[shard].0.read();
         let row = RowIdx(row);
-        self.task_hash(guard.row_instance(row), guard.row_key(row))
+        self.task_hash(guard.row_instance(row), guard.row_id(row).as_str())
     }
 
     /// The pair hash of the device at `loc`, read from its shard.
@@ -742,12 +744,7 @@ impl Engine {
         let loc = self.find_task(&dir, inst, task_id)?;
         let (shard, row) = self.unloc(loc);
         let guard = self.inner.shards[shard].0.read();
-        let view = TaskView {
-            shard: &guard,
-            row: RowIdx(row),
-            instance,
-        };
-        Some(view.to_record())
+        Some(TaskView::new(&guard, RowIdx(row), instance).to_record())
     }
 
     /// Every stored task (finished ones too), copied, in no particular order. For tests,
@@ -761,14 +758,7 @@ impl Engine {
                 let instance = names
                     .get(shard.row_instance(row).idx())
                     .map_or("", |n| &**n);
-                out.push(
-                    TaskView {
-                        shard: &shard,
-                        row,
-                        instance,
-                    }
-                    .to_record(),
-                );
+                out.push(TaskView::new(&shard, row, instance).to_record());
             }
         }
         out
@@ -931,7 +921,9 @@ impl Engine {
             named_instances |= !r.iot_instance_id.is_empty();
             let g = &mut per_shard[shard];
             g.rows += 1;
-            g.key_bytes += ByteSlab::entry_bytes(r.task_id.len());
+            if TaskKey::numeric(r.task_id).is_none() {
+                g.key_bytes += ByteSlab::entry_bytes(r.task_id.len());
+            }
             if k.new_device {
                 g.devices += 1;
                 g.device_bytes += ByteSlab::entry_bytes(r.iot_id.len())
@@ -1141,7 +1133,7 @@ impl Engine {
                 let row = RowIdx(row);
                 guard.row_is_live(row)
                     && guard.row_instance(row) == instance
-                    && guard.row_key(row) == task_id
+                    && guard.row_id_is(row, task_id)
             })
             .map(Loc)
     }
@@ -1374,7 +1366,7 @@ impl Engine {
             shard == target
                 && guard.row_is_live(row)
                 && guard.row_instance(row) == instance
-                && guard.row_key(row) == rec.task_id
+                && guard.row_id_is(row, rec.task_id)
         }) else {
             return InPlace::NotHere;
         };
@@ -1567,7 +1559,8 @@ impl Engine {
             }
             for row in shard.rows() {
                 let inst = shard.row_instance(row);
-                let key = shard.row_key(row);
+                let id = shard.row_id(row);
+                let key = id.as_str();
                 drop_then_check(self.find_task(&dir, inst, key), self.loc(si, row.0))
                     .map_err(|e| format!("task {key:?}: {e}"))?;
             }
@@ -1639,11 +1632,9 @@ impl<'a> Unfinished<'a> {
     /// The tasks, in contract order.
     pub fn iter(&self) -> impl Iterator<Item = TaskView<'_>> + '_ {
         self.guard.as_deref().into_iter().flat_map(move |shard| {
-            self.rows.iter().map(move |&row| TaskView {
-                shard,
-                row,
-                instance: self.instance,
-            })
+            self.rows
+                .iter()
+                .map(move |&row| TaskView::new(shard, row, self.instance))
         })
     }
 }
@@ -1675,12 +1666,14 @@ enum FirstCandidate {
     Device(DeviceIdx),
 }
 
-/// One task, read straight from the columns: every accessor borrows, nothing is copied.
+/// One task, read straight from the columns: every accessor borrows, nothing is copied
+/// (a task id the store keeps as a number is written out, once, when the view is made).
 #[derive(Clone, Copy)]
 pub struct TaskView<'a> {
     shard: &'a Shard,
     row: RowIdx,
     instance: &'a str,
+    id: IdText<'a>,
 }
 
 impl std::fmt::Debug for TaskView<'_> {
@@ -1693,13 +1686,23 @@ impl std::fmt::Debug for TaskView<'_> {
 }
 
 impl<'a> TaskView<'a> {
+    fn new(shard: &'a Shard, row: RowIdx, instance: &'a str) -> TaskView<'a> {
+        TaskView {
+            shard,
+            row,
+            instance,
+            id: shard.row_id(row),
+        }
+    }
+
     fn variant(&self) -> &'a crate::store::Variant {
         self.shard.row_variant(self.row)
     }
 
-    /// `taskId`, borrowed from the store.
-    pub fn task_id(&self) -> &'a str {
-        self.shard.row_key(self.row)
+    /// `taskId`: borrowed from the store, or from the view when the store keeps the id as a
+    /// number (the platform's ids are decimal numbers, which rows keep in place).
+    pub fn task_id(&self) -> &str {
+        self.id.as_str()
     }
     /// `jobId`
     pub fn job_id(&self) -> &'a str {
@@ -1801,10 +1804,10 @@ impl TaskFields for TaskView<'_> {
     }
     /// Plainness comes from each stored string's header (set when it was stored).
     fn json_strings(&self) -> [(&str, bool); 10] {
-        self.shard.row_json_strings(self.row)
+        self.shard.row_json_strings(self.row, &self.id)
     }
     /// From each stored string's header, as `json_strings`; the row is read once.
     fn plain_json(&self) -> Option<PlainTask<'_>> {
-        self.shard.row_plain_json(self.row)
+        self.shard.row_plain_json(self.row, &self.id)
     }
 }

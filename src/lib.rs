@@ -16,7 +16,7 @@
 //!
 //! // Typed queries return borrowed views, in the contract's order; finished tasks never appear.
 //! let answer = engine.unfinished(&Query::by_name("pk1", "lamp-01").module("BLE")).unwrap();
-//! let ids: Vec<&str> = answer.iter().map(|t| t.task_id()).collect();
+//! let ids: Vec<String> = answer.iter().map(|t| t.task_id().to_owned()).collect();
 //! assert_eq!(ids, ["t1"]);
 //! drop(answer); // an answer holds its shard's read lock: serialize it and let it go
 //!
@@ -57,10 +57,12 @@
 //!
 //! ## Design
 //!
-//! - **Interned, packed rows.** A task is a 28-byte row of small typed ids and timestamps in
+//! - **Interned, packed rows.** A task is a 32-byte row of small typed ids and timestamps in
 //!   one of the engine's shards; each repeated string is stored once per shard, and the six
 //!   strings a task shares with its job (job, firmware, product name, module, versions) cost
-//!   one id. Device-level fields live with the device. Freed rows and ids are reused.
+//!   one id. A task id that is a decimal number (the platform's are 19 digits) is kept in the
+//!   row as the number; any other id's bytes go to a slab. Device-level fields live with the
+//!   device. Freed rows and ids are reused.
 //! - **Indexes.** Per device (by `iotId`, and by product key and device name), a posting list
 //!   of its unfinished rows kept in answer order. The `iotId` index and the task directory
 //!   are tag tables: 4-byte entries carrying bits of the key's hash beside its address, so a
@@ -129,6 +131,7 @@ pub mod shard;
 pub(crate) mod store;
 mod swar;
 mod tagtable;
+mod taskkey;
 pub mod view;
 
 pub use engine::{

@@ -2,12 +2,13 @@
 //! their devices, dictionaries and indexes. A shard knows nothing of locks; the
 //! [`Engine`](crate::Engine) wraps each in its own `RwLock`.
 //!
-//! Layout of a task: one packed 28-byte [`Row`] plus its id in the key slab. The variable
-//! parts live in dictionaries (one copy per shard) and the row holds small typed ids:
+//! Layout of a task: one packed 32-byte [`Row`] (plus, for a task id that is not a decimal
+//! number, its bytes in the key slab). The variable parts live in dictionaries (one copy per
+//! shard) and the row holds small typed ids:
 //!
 //! | field | type | note |
 //! |---|---|---|
-//! | `key` | [`SlabRef`] | the task id's bytes in `keys` |
+//! | `key` | [`TaskKey`] | the task id: the number itself, or its bytes' offset in `keys` |
 //! | `device` | [`DeviceIdx`] | device-level fields (iotId, productKey, deviceName) live there |
 //! | variant (24 bits) | [`VariantId`] | the tuple (job, firmware, product name, module, src, dest), interned |
 //! | status (8 bits) | `u8` | [`TaskStatus`] as a byte, [`FREE_ROW`] when the row is free |
@@ -15,10 +16,13 @@
 //!
 //! Rows were six column arrays at first; a point query reads every field of the tasks it
 //! returns, so one packed row array (one cache line a task instead of six) answers faster and
-//! is a byte smaller. The fleet-wide sets are the bitmaps of [`crate::index`].
+//! is a byte smaller. The fleet-wide sets are the bitmaps of [`crate::index`]. The platform's
+//! task ids are 19-digit numbers, which the row keeps in place ([`crate::taskkey`]): 12 bytes
+//! a task fewer than their text in the slab, and no read of the slab when a query writes them
+//! or an upsert compares them.
 //!
 //! A query by `iotId` reads its bucket of the `iotId` table, then the device, then (together)
-//! the device's `iotId` bytes and rows, then its tasks' ids. A [`Locality`] table beside the
+//! the device's `iotId` bytes and rows (which hold numeric task ids). A [`Locality`] table beside the
 //! index (8 bytes a slot, a slot per device rounded up to a power of two) names a row of each
 //! device (its first unfinished one when written) and its `iotId` bytes, so that the query's
 //! hint, which has the hash before the request is checked, starts loading rows, bytes and
@@ -37,6 +41,7 @@ use crate::index::Bitmaps;
 use crate::intern::{table_bytes, ByteSlab, Interner, SlabRef, Sym};
 use crate::model::{RecordRef, StatusSet, TaskStatus, Timestamp};
 use crate::tagtable::TagTable;
+use crate::taskkey::{IdText, TaskKey};
 use crate::view::PlainTask;
 
 /// Marks a free row in the `status` column.
@@ -95,15 +100,15 @@ struct VariantSlot {
     refs: u32,
 }
 
-/// One task's fixed-size fields, packed to 28 bytes at 4-byte alignment. Point queries read
+/// One task's fixed-size fields, packed to 32 bytes at 4-byte alignment. Point queries read
 /// every field of a returned task: one row array instead of six column arrays turns six
 /// cache misses a task into one (574 k against 494 k queries/s of the benchmark mix on a
 /// 300,000-device fleet, medians of five runs each, interleaved).
 #[repr(C, packed(4))]
 #[derive(Clone, Copy)]
 struct Row {
-    /// The task id's bytes in the key slab.
-    key: SlabRef,
+    /// The task id: the number, or where its bytes are in the key slab.
+    key: TaskKey,
     device: DeviceIdx,
     /// The variant id in the low 24 bits, the [`TaskStatus`] byte (or [`FREE_ROW`]) above.
     variant_status: u32,
@@ -118,7 +123,7 @@ const MAX_VARIANTS: usize = 1 << 24;
 
 impl Row {
     const FREE: Row = Row {
-        key: SlabRef(0),
+        key: TaskKey::FREE,
         device: DeviceIdx(0),
         variant_status: (FREE_ROW as u32) << 24,
         created: 0,
@@ -288,7 +293,7 @@ impl Shard {
     pub(crate) fn prefetch_device(&self, hash: u64) {
         if let Some(slot) = self.locality_slot(hash) {
             let at = self.locality[slot];
-            // Rows are 28 bytes: the first and the third start the first two lines a device's
+            // Rows are 32 bytes: the first and the third start the first two lines a device's
             // consecutive rows span.
             for r in [at.first_row, at.first_row.saturating_add(2)] {
                 if let Some(row) = self.rows.get(r as usize) {
@@ -461,8 +466,36 @@ impl Shard {
             .is_some_and(|row| row.status() != FREE_ROW)
     }
 
-    pub(crate) fn row_key(&self, r: RowIdx) -> &str {
-        self.keys.get(self.rows[r.idx()].key)
+    /// The task id of row `r`.
+    pub(crate) fn row_id(&self, r: RowIdx) -> IdText<'_> {
+        self.key_text(self.rows[r.idx()].key)
+    }
+
+    fn key_text(&self, key: TaskKey) -> IdText<'_> {
+        match key.in_slab() {
+            Some(at) => {
+                let (text, plain) = self.keys.get_plain(at);
+                IdText::Slab(text, plain)
+            }
+            None => IdText::digits(key.number().unwrap_or_default()),
+        }
+    }
+
+    /// True when row `r`'s task id is `id`.
+    pub(crate) fn row_id_is(&self, r: RowIdx, id: &str) -> bool {
+        let key = self.rows[r.idx()].key;
+        match key.in_slab() {
+            Some(at) => self.keys.get(at) == id,
+            None => TaskKey::numeric(id) == Some(key),
+        }
+    }
+
+    /// The answer's order of two rows: (`utcCreate`, task id bytes).
+    fn row_order(&self, a: RowIdx, b: RowIdx) -> std::cmp::Ordering {
+        let (ra, rb) = (&self.rows[a.idx()], &self.rows[b.idx()]);
+        ra.created()
+            .cmp(&rb.created())
+            .then_with(|| self.row_id(a).cmp_bytes(&self.row_id(b)))
     }
 
     pub(crate) fn row_device(&self, r: RowIdx) -> DeviceIdx {
@@ -477,13 +510,15 @@ impl Shard {
         &self.variants[self.rows[r.idx()].variant().idx()].variant
     }
 
-    /// `read` applied to each of the row's ten strings (its slab and entry), in
-    /// [`crate::JSON_STRING_ORDER`]: the one list both readers below take them from.
+    /// `read` applied to each of the row's nine stored strings (its slab and entry), and
+    /// `id` (the task id, which a row may keep as a number), in [`crate::JSON_STRING_ORDER`]:
+    /// the one list both readers below take them from.
     #[inline(always)]
     fn row_strings<'s, T>(
         &'s self,
         row: &Row,
         read: impl Fn(&'s ByteSlab, SlabRef) -> T,
+        id: T,
     ) -> [T; 10] {
         let dev = &self.devices[row.device.idx()];
         let v = &self.variants[row.variant().idx()].variant;
@@ -501,20 +536,31 @@ impl Shard {
             dict(dev.product_key),
             dict(v.product_name),
             dict(v.src),
-            read(&self.keys, row.key),
+            id,
         ]
     }
 
-    /// The row's ten strings in [`crate::JSON_STRING_ORDER`], each with its plain flag.
-    pub(crate) fn row_json_strings(&self, r: RowIdx) -> [(&str, bool); 10] {
-        self.row_strings(&self.rows[r.idx()], ByteSlab::get_plain)
+    /// The row's ten strings in [`crate::JSON_STRING_ORDER`], each with its plain flag; `id`
+    /// is the row's task id ([`Shard::row_id`]).
+    pub(crate) fn row_json_strings<'s>(
+        &'s self,
+        r: RowIdx,
+        id: &'s IdText<'_>,
+    ) -> [(&'s str, bool); 10] {
+        let id = (id.as_str(), id.plain());
+        self.row_strings(&self.rows[r.idx()], ByteSlab::get_plain, id)
     }
 
     /// The row as [`PlainTask`] when all ten strings are plain (see
-    /// [`TaskFields::plain_json`](crate::TaskFields::plain_json)); `None` otherwise.
-    pub(crate) fn row_plain_json(&self, r: RowIdx) -> Option<PlainTask<'_>> {
+    /// [`TaskFields::plain_json`](crate::TaskFields::plain_json)); `None` otherwise. `id` is
+    /// the row's task id ([`Shard::row_id`]).
+    pub(crate) fn row_plain_json<'s>(
+        &'s self,
+        r: RowIdx,
+        id: &'s IdText<'_>,
+    ) -> Option<PlainTask<'s>> {
         let row = &self.rows[r.idx()];
-        let parts = self.row_strings(row, ByteSlab::plain_bytes);
+        let parts = self.row_strings(row, ByteSlab::plain_bytes, (id.as_bytes(), id.plain()));
         // One branch for all ten.
         if !parts.iter().fold(true, |all, &(_, plain)| all & plain) {
             return None;
@@ -583,9 +629,15 @@ impl Shard {
         }
         // Everything that can fail comes first, so that a failure leaves nothing behind.
         let variant = self.intern_variant(rec)?;
-        let Some(key) = self.keys.alloc(rec.task_id) else {
-            self.release_variant(variant);
-            return None;
+        let key = match TaskKey::numeric(rec.task_id) {
+            Some(key) => key,
+            None => {
+                let Some(at) = self.keys.alloc(rec.task_id) else {
+                    self.release_variant(variant);
+                    return None;
+                };
+                TaskKey::slab(at)
+            }
         };
         let row = match self.free_rows.pop() {
             Some(r) => RowIdx(r),
@@ -678,7 +730,9 @@ impl Shard {
     pub(crate) fn remove_task(&mut self, row: RowIdx) {
         self.unlink(row);
         self.release_variant(self.rows[row.idx()].variant());
-        self.keys.free(self.rows[row.idx()].key);
+        if let Some(at) = self.rows[row.idx()].key.in_slab() {
+            self.keys.free(at);
+        }
         self.rows[row.idx()].set_variant_status(VariantId(0), FREE_ROW);
         self.free_rows.push(row.0);
     }
@@ -725,10 +779,9 @@ impl Shard {
 
     /// Where `row` goes in device `d`'s posting list, ordered by (created, task id).
     fn posting_position(&self, d: DeviceIdx, row: RowIdx) -> usize {
-        let key = (self.rows[row.idx()].created(), self.row_key(row));
         self.devices[d.idx()]
             .unfinished
-            .partition_point(|&r| (self.rows[r.idx()].created(), self.row_key(r)) < key)
+            .partition_point(|&r| self.row_order(r, row).is_lt())
     }
 
     // ---- variants ------------------------------------------------------------------------
@@ -934,7 +987,9 @@ impl Shard {
             let Some(row) = self.rows.get(r.idx()) else {
                 continue;
             };
-            self.keys.prefetch(row.key);
+            if let Some(at) = row.key.in_slab() {
+                self.keys.prefetch(at);
+            }
             if let Some(dev) = self.devices.get(row.device.idx()) {
                 self.device_strs.prefetch(dev.name);
             }
@@ -989,10 +1044,7 @@ impl Shard {
                 }
             }
         }
-        out[start..].sort_unstable_by(|&a, &b| {
-            (self.rows[a.idx()].created(), self.row_key(a))
-                .cmp(&(self.rows[b.idx()].created(), self.row_key(b)))
-        });
+        out[start..].sort_unstable_by(|&a, &b| self.row_order(a, b));
     }
 
     // ---- accounting and checks -----------------------------------------------------------
@@ -1053,13 +1105,20 @@ impl Shard {
             }
         }
         let free_keys = self.keys.free_offsets();
-        if let Some(r) = self
-            .rows()
-            .find(|r| free_keys.contains(&self.rows[r.idx()].key.0))
-        {
+        let slab_keys = || {
+            self.rows()
+                .filter_map(|r| Some((r, self.rows[r.idx()].key.in_slab()?.0)))
+        };
+        if let Some((r, _)) = slab_keys().find(|(_, at)| free_keys.contains(at)) {
             return Err(format!("row {r:?} holds a freed task id entry"));
         }
-        let mut keys: Vec<u32> = self.rows().map(|r| self.rows[r.idx()].key.0).collect();
+        if let Some(r) = self.rows().find(|&r| {
+            let key = self.rows[r.idx()].key;
+            key.in_slab().is_some() && TaskKey::numeric(self.row_id(r).as_str()).is_some()
+        }) {
+            return Err(format!("row {r:?} keeps a numeric task id in the slab"));
+        }
+        let mut keys: Vec<u32> = slab_keys().map(|(_, at)| at).collect();
         keys.sort_unstable();
         if keys.windows(2).any(|w| w[0] == w[1]) {
             return Err("two rows share one task id entry".into());
@@ -1164,9 +1223,7 @@ impl Shard {
                 _ => return Err(format!("device {i}: its locality slot is empty")),
             }
             for w in dev.unfinished.windows(2) {
-                let a = (self.rows[w[0].idx()].created(), self.row_key(w[0]));
-                let b = (self.rows[w[1].idx()].created(), self.row_key(w[1]));
-                if a >= b {
+                if self.row_order(w[0], w[1]).is_ge() {
                     return Err(format!("device {i}: posting list out of order"));
                 }
             }

@@ -5,13 +5,26 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use ota_index::rpc::{HttpRequest, Service};
 use ota_index::{
     Engine, LoadErrorKind, Query, QueryError, StatusSet, TaskFields, TaskRecord, TaskStatus,
     Timestamp, UpsertOutcome, WriteError, WriteSummary,
 };
 use proptest::prelude::*;
 
-const TASK_IDS: [&str; 4] = ["t1", "t2", "t10", "t9"];
+/// Text ids, and ids the store keeps as numbers ("9", "10", "0") beside look-alikes it keeps
+/// as text ("09", a number past 2^63): the answer orders them all by their bytes.
+const TASK_IDS: [&str; 9] = [
+    "t1",
+    "t2",
+    "t10",
+    "t9",
+    "9",
+    "10",
+    "0",
+    "09",
+    "9223372036854775808",
+];
 /// (iotId, productKey, deviceName): three consistent devices, then two identities that
 /// contradict them (an iotId with another pair, a pair with another iotId).
 const DEVICES: [(&str, &str, &str); 5] = [
@@ -664,6 +677,87 @@ fn move_tasks_between_shards() {
         want.sort();
         assert_eq!(got, want, "dev-{device}");
     }
+}
+
+/// Task ids the store keeps as numbers (the platform's are 19-digit decimals) and ids it keeps
+/// as text come back byte for byte, are told apart where their numbers agree ("10", "010"),
+/// and are ordered by their bytes (not their numbers) where `utcCreate` ties; upserts,
+/// removals and lookups find each by its exact spelling.
+#[test]
+fn numeric_and_text_task_ids_keep_their_bytes_and_their_byte_order() {
+    let engine = Engine::with_shards(2);
+    let ids = [
+        "1833712077827470001",
+        "9",
+        "10",
+        "010",
+        "100",
+        "0",
+        "00",
+        "t",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551616",
+    ];
+    let task = |id: &str, status: TaskStatus, modified: i64| TaskRecord {
+        task_id: id.into(),
+        job_id: "1833634000000000001".into(),
+        firmware_id: "fw".into(),
+        iot_id: "dev-1".into(),
+        product_key: "pk".into(),
+        product_name: "Lamp".into(),
+        device_name: "lamp-1".into(),
+        module_name: "default".into(),
+        src_version: "1.0".into(),
+        dest_version: "2.0".into(),
+        status,
+        utc_create: Timestamp::from_millis(1_000),
+        utc_modified: Timestamp::from_millis(modified),
+        iot_instance_id: String::new(),
+    };
+    for id in ids {
+        assert_eq!(
+            engine.upsert(&task(id, TaskStatus::Queued, 1_000)),
+            Ok(UpsertOutcome::Inserted),
+            "{id}"
+        );
+    }
+    let listed = |engine: &Engine| -> Vec<String> {
+        let answer = engine.unfinished(&Query::by_iot_id("dev-1")).unwrap();
+        answer.iter().map(|t| t.task_id().to_owned()).collect()
+    };
+    let mut want: Vec<&str> = ids.to_vec();
+    want.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(listed(&engine), want);
+    for id in ids {
+        assert_eq!(engine.get("", id).map(|t| t.task_id), Some(id.to_owned()));
+    }
+    assert_eq!(engine.get("", "0010"), None);
+    assert_eq!(engine.get("", "1833712077827470002"), None);
+    // A status change by the number's spelling touches that task only.
+    assert_eq!(
+        engine.upsert(&task("10", TaskStatus::InProgress, 2_000)),
+        Ok(UpsertOutcome::Replaced)
+    );
+    assert_eq!(engine.get("", "10").unwrap().status, TaskStatus::InProgress);
+    assert_eq!(engine.get("", "010").unwrap().status, TaskStatus::Queued);
+    assert_eq!(engine.remove("", "10"), Ok(true));
+    assert_eq!(engine.remove("", "10"), Ok(false));
+    assert_eq!(engine.remove("", "00"), Ok(true));
+    want.retain(|id| !["10", "00"].contains(id));
+    assert_eq!(listed(&engine), want);
+    // The wire answer writes a numeric id as its digits.
+    let mut out = Vec::new();
+    let service = Service::new(engine.clone());
+    service.answer(
+        &HttpRequest::get("Action=ListOTAUnfinishedTaskByDevice&IotId=dev-1"),
+        &mut out,
+    );
+    let body = String::from_utf8(out).unwrap();
+    assert!(body.contains(r#""taskId":"1833712077827470001""#), "{body}");
+    assert!(body.contains(r#""taskId":"0""#), "{body}");
+    assert!(!body.contains(r#""taskId":"10""#), "{body}");
+    engine.internal_validate().unwrap();
 }
 
 /// A device's unfinished tasks as owned records.

@@ -168,7 +168,7 @@ fn check(engine: &Engine, newest: &BTreeMap<(String, String), TaskRecord>, label
                 Query::by_name(&product_key, &device_name).instance(instance),
             ] {
                 let answer = engine.unfinished(&query).expect("valid query");
-                let got: Vec<&str> = answer.iter().map(|t| t.task_id()).collect();
+                let got: Vec<String> = answer.iter().map(|t| t.task_id().to_owned()).collect();
                 assert_eq!(got, want, "{label}: {query:?}");
                 for task in answer.iter() {
                     let key = (instance.to_owned(), task.task_id().to_owned());

@@ -22,7 +22,9 @@ use ota_index::{
     WriteError, WriteSummary,
 };
 
-const TASK_IDS: [&str; 3] = ["t1", "t2", "t3"];
+/// Text ids and ids the store keeps as numbers ("9", "10"; "010" stays text), which answers
+/// order by their bytes.
+const TASK_IDS: [&str; 6] = ["t1", "t2", "t3", "9", "10", "010"];
 const INSTANCES: [&str; 2] = ["", "iot-2"];
 const QUERY_INSTANCES: [&str; 3] = ["", "iot-2", "iot-none"];
 /// (iotId, productKey, deviceName): 0–2 are the fleet; 3 reuses 0's pair with another
