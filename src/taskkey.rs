@@ -92,19 +92,19 @@ impl<'a> IdText<'a> {
         buf[..4].copy_from_slice(&four_digits(top));
         buf[4..12].copy_from_slice(&eight_digits(middle));
         buf[12..].copy_from_slice(&eight_digits(low));
-        // Leading zeros: the zero bytes of the digits less '0', up to the last digit.
-        let mut start = 0;
-        for at in [0, 8, 16] {
-            let mut word = [b'0'; 8];
-            let end = (at + 8).min(19);
-            word[..end - at].copy_from_slice(&buf[at..end]);
-            let nonzero = u64::from_le_bytes(word) ^ 0x3030_3030_3030_3030;
-            if nonzero != 0 {
-                start = at + (nonzero.trailing_zeros() / 8) as usize;
-                break;
-            }
-            start = end;
-        }
+        // Leading zeros: the '0' bytes before the first other digit (the last digit stays).
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&buf[at..at + 8]);
+            u64::from_le_bytes(w) ^ 0x3030_3030_3030_3030
+        };
+        let zeros = |w: u64| (w.trailing_zeros() / 8) as usize;
+        let start = match (word(0), word(8)) {
+            (w, _) if w != 0 => zeros(w),
+            (_, w) if w != 0 => 8 + zeros(w),
+            // The last byte marked nonzero: an id of zero is "0".
+            _ => 12 + zeros(word(12) | 1 << 63),
+        };
         IdText::Digits {
             buf,
             start: start as u8,

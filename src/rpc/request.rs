@@ -190,6 +190,55 @@ pub fn parse_request<'p>(
 /// assert!(parse_plain("Action=ListOTAUnfinishedTaskByDevice").is_none());
 /// ```
 pub fn parse_plain(query: &str) -> Option<ParsedRequest<'_>> {
+    plain_from(query, Some(0), false, "")
+}
+
+/// The usual request's first two pairs: `Action=ListOTAUnfinishedTaskByDevice&IotId=` and a
+/// value with nothing to decode.
+const USUAL_LEAD: &[u8] = b"Action=ListOTAUnfinishedTaskByDevice&IotId=";
+
+/// Where a query that starts as the usual request does ([`usual_lead`]) has its `IotId`
+/// value; [`parse_plain_after`] goes on from there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lead<'q> {
+    /// The `IotId` value: not empty, nothing to decode.
+    pub(crate) iot: &'q str,
+    /// Where the value ends: the query's end or a `&`.
+    end: usize,
+}
+
+/// The [`Lead`] of `query` when it starts with `Action=ListOTAUnfinishedTaskByDevice&IotId=`
+/// and a value that is not empty and holds no `%` or `+`: what the service's early hint reads
+/// without scanning the pairs, and what [`parse_plain_after`] need not read again.
+pub(crate) fn usual_lead(query: &str) -> Option<Lead<'_>> {
+    let bytes = query.as_bytes();
+    if !bytes.starts_with(USUAL_LEAD) {
+        return None;
+    }
+    let start = USUAL_LEAD.len();
+    let end = crate::swar::first_of(bytes, start, [b'&', b'%', b'+']).unwrap_or(bytes.len());
+    if end > start && bytes.get(end).is_none_or(|&b| b == b'&') {
+        return query.get(start..end).map(|iot| Lead { iot, end });
+    }
+    None
+}
+
+/// [`parse_plain`] of a query whose first two pairs `lead` has read: the same result, without
+/// matching the `Action` pair or scanning the `IotId` value a second time.
+pub(crate) fn parse_plain_after<'q>(query: &'q str, lead: Lead<'q>) -> Option<ParsedRequest<'q>> {
+    let next = (lead.end < query.len()).then_some(lead.end + 1);
+    plain_from(query, next, true, lead.iot)
+}
+
+/// The pass of [`parse_plain`] from pair start `start` (`None`: no pair left), with the
+/// `Action` pair already read when `action`, and the `IotId` value `iot` when it is not
+/// empty.
+fn plain_from<'q>(
+    query: &'q str,
+    start: Option<usize>,
+    action: bool,
+    iot: &'q str,
+) -> Option<ParsedRequest<'q>> {
     /// A name the fast path reads (`IotId` and `IoTID` are one: one parameter).
     #[derive(Clone, Copy)]
     enum Slot {
@@ -204,94 +253,95 @@ pub fn parse_plain(query: &str) -> Option<ParsedRequest<'_>> {
     }
     const ACTION_PAIR: &[u8; 36] = b"Action=ListOTAUnfinishedTaskByDevice";
     let bytes = query.as_bytes();
-    let (mut seen, mut listed, mut action) = (0u8, 0u128, false);
+    let (mut seen, mut listed, mut action) = (u8::from(!iot.is_empty()), 0u128, action);
     let (mut iot, mut product_key, mut device_name, mut module, mut instance) =
-        ("", "", "", "", "");
+        (iot, "", "", "", "");
     let mut statuses = StatusSet::EMPTY;
-    let mut at = 0;
-    loop {
-        // The name, `=` included, read by its first letter and compared whole: no scan.
-        let (name, value_at) = match bytes.get(at)? {
-            b'A' if starts_with(bytes, at, ACTION_PAIR) && !action => {
-                let end = at + ACTION_PAIR.len();
-                if end == bytes.len() {
-                    action = true;
-                    break;
-                }
-                if bytes[end] != b'&' {
-                    return None;
-                }
-                action = true;
-                at = end + 1;
-                continue;
-            }
-            b'I' if starts_with(bytes, at, b"IotId=") || starts_with(bytes, at, b"IoTID=") => {
-                (Slot::Iot, at + 6)
-            }
-            b'I' if starts_with(bytes, at, b"IotInstanceId=") => (Slot::Instance, at + 14),
-            b'P' if starts_with(bytes, at, b"ProductKey=") => (Slot::ProductKey, at + 11),
-            b'D' if starts_with(bytes, at, b"DeviceName=") => (Slot::DeviceName, at + 11),
-            b'M' if starts_with(bytes, at, b"ModuleName=") => (Slot::Module, at + 11),
-            b'T' if starts_with(bytes, at, b"TaskStatus=") => (Slot::Status, at + 11),
-            b'T' if starts_with(bytes, at, b"TaskStatusList.") => {
-                let digits = at + 15;
-                let eq = digits
-                    + bytes
-                        .get(digits..)?
-                        .iter()
-                        .take(4)
-                        .position(|&b| b == b'=')?;
-                let n = status_list_index(query.get(at..eq)?)?;
-                (Slot::Listed(n), eq + 1)
-            }
-            _ => return None,
-        };
-        // The value, up to the next `&`: nothing to decode.
-        let end = match crate::swar::first_of(bytes, value_at, [b'&', b'%', b'+']) {
-            Some(i) if bytes[i] != b'&' => return None,
-            Some(i) => i,
-            None => bytes.len(),
-        };
-        // The delimiters are ASCII: the value lies on char boundaries.
-        let value = query.get(value_at..end)?;
-        let (bit, slot) = match name {
-            Slot::Iot => (1, &mut iot),
-            Slot::ProductKey => (2, &mut product_key),
-            Slot::DeviceName => (4, &mut device_name),
-            Slot::Module => (8, &mut module),
-            Slot::Instance => (16, &mut instance),
-            Slot::Status | Slot::Listed(_) => {
-                if let Slot::Listed(n) = name {
-                    let n = 1u128 << n;
-                    if listed & n != 0 {
+    if let Some(mut at) = start {
+        loop {
+            // The name, `=` included, read by its first letter and compared whole: no scan.
+            let (name, value_at) = match bytes.get(at)? {
+                b'A' if starts_with(bytes, at, ACTION_PAIR) && !action => {
+                    let end = at + ACTION_PAIR.len();
+                    if end == bytes.len() {
+                        action = true;
+                        break;
+                    }
+                    if bytes[end] != b'&' {
                         return None;
                     }
-                    listed |= n;
-                } else if seen & 32 != 0 {
-                    return None;
-                } else {
-                    seen |= 32;
+                    action = true;
+                    at = end + 1;
+                    continue;
                 }
-                // Empty counts as absent; else an unfinished status.
-                if !value.is_empty() {
-                    statuses.insert(unfinished(value)?);
+                b'I' if starts_with(bytes, at, b"IotId=") || starts_with(bytes, at, b"IoTID=") => {
+                    (Slot::Iot, at + 6)
                 }
-                if end == bytes.len() {
-                    break;
+                b'I' if starts_with(bytes, at, b"IotInstanceId=") => (Slot::Instance, at + 14),
+                b'P' if starts_with(bytes, at, b"ProductKey=") => (Slot::ProductKey, at + 11),
+                b'D' if starts_with(bytes, at, b"DeviceName=") => (Slot::DeviceName, at + 11),
+                b'M' if starts_with(bytes, at, b"ModuleName=") => (Slot::Module, at + 11),
+                b'T' if starts_with(bytes, at, b"TaskStatus=") => (Slot::Status, at + 11),
+                b'T' if starts_with(bytes, at, b"TaskStatusList.") => {
+                    let digits = at + 15;
+                    let eq = digits
+                        + bytes
+                            .get(digits..)?
+                            .iter()
+                            .take(4)
+                            .position(|&b| b == b'=')?;
+                    let n = status_list_index(query.get(at..eq)?)?;
+                    (Slot::Listed(n), eq + 1)
                 }
-                at = end + 1;
-                continue;
+                _ => return None,
+            };
+            // The value, up to the next `&`: nothing to decode.
+            let end = match crate::swar::first_of(bytes, value_at, [b'&', b'%', b'+']) {
+                Some(i) if bytes[i] != b'&' => return None,
+                Some(i) => i,
+                None => bytes.len(),
+            };
+            // The delimiters are ASCII: the value lies on char boundaries.
+            let value = query.get(value_at..end)?;
+            let (bit, slot) = match name {
+                Slot::Iot => (1, &mut iot),
+                Slot::ProductKey => (2, &mut product_key),
+                Slot::DeviceName => (4, &mut device_name),
+                Slot::Module => (8, &mut module),
+                Slot::Instance => (16, &mut instance),
+                Slot::Status | Slot::Listed(_) => {
+                    if let Slot::Listed(n) = name {
+                        let n = 1u128 << n;
+                        if listed & n != 0 {
+                            return None;
+                        }
+                        listed |= n;
+                    } else if seen & 32 != 0 {
+                        return None;
+                    } else {
+                        seen |= 32;
+                    }
+                    // Empty counts as absent; else an unfinished status.
+                    if !value.is_empty() {
+                        statuses.insert(unfinished(value)?);
+                    }
+                    if end == bytes.len() {
+                        break;
+                    }
+                    at = end + 1;
+                    continue;
+                }
+            };
+            if seen & bit != 0 {
+                return None;
             }
-        };
-        if seen & bit != 0 {
-            return None;
+            seen |= bit;
+            *slot = value;
+            if end == bytes.len() {
+                break;
+            }
+            at = end + 1;
         }
-        seen |= bit;
-        *slot = value;
-        if end == bytes.len() {
-            break;
-        }
-        at = end + 1;
     }
     if !action {
         return None;
@@ -689,6 +739,71 @@ fn echo(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path resumed after the usual lead gives what the whole fast path gives, for
+    /// every tail: pairs it reads, repeats, escapes, empty pairs and names it does not read.
+    #[test]
+    fn parse_plain_after_the_usual_lead_is_parse_plain() {
+        let lead = "Action=ListOTAUnfinishedTaskByDevice&IotId=";
+        let tails = [
+            "dev-1",
+            "dev-1&",
+            "dev-1&&",
+            "dev-1&ModuleName=ble",
+            "dev-1&ModuleName=",
+            "dev-1&TaskStatus=QUEUED",
+            "dev-1&TaskStatus=SUCCEEDED",
+            "dev-1&TaskStatusList.1=QUEUED&TaskStatusList.2=IN_PROGRESS",
+            "dev-1&TaskStatusList.1=QUEUED&TaskStatusList.1=QUEUED",
+            "dev-1&IotId=dev-2",
+            "dev-1&IoTID=dev-2",
+            "dev-1&Action=ListOTAUnfinishedTaskByDevice",
+            "dev-1&ProductKey=pk&DeviceName=dn",
+            "dev-1&IotInstanceId=iot-2",
+            "dev-1&IotInstanceId=",
+            "dev-1&Format=JSON",
+            "dev-1&ModuleName=a%62",
+            "dev-1&ModuleName=a+b",
+            "dev%2D1",
+            "dev+1",
+            "",
+            "&IotId=dev-1",
+            "de v",
+            "智能",
+            "a-b-c-d-e-f-g-h-i-j-k-l-m-n-o-p-q-r-s-t-u-v-w-x-y-z-0123456789",
+        ];
+        let mut resumed = 0;
+        for tail in tails {
+            let q = format!("{lead}{tail}");
+            match usual_lead(&q) {
+                Some(l) => {
+                    resumed += 1;
+                    assert_eq!(parse_plain_after(&q, l), parse_plain(&q), "{q}");
+                }
+                None => assert!(
+                    tail.is_empty() || tail.starts_with('&') || tail.contains(['%', '+']),
+                    "{q}: no lead"
+                ),
+            }
+        }
+        assert!(resumed >= 20, "{resumed}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_plain_after_any_tail_is_parse_plain(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "&", "dev-1", "=", "ModuleName=", "ble", "TaskStatus=", "QUEUED",
+                "TaskStatusList.3=", "IotId=", "IoTID=", "ProductKey=", "DeviceName=",
+                "IotInstanceId=", "%41", "+", "x", "Action=ListOTAUnfinishedTaskByDevice",
+            ]), 0..12)
+        ) {
+            let q = format!("Action=ListOTAUnfinishedTaskByDevice&IotId={}", parts.concat());
+            if let Some(l) = usual_lead(&q) {
+                proptest::prop_assert_eq!(parse_plain_after(&q, l), parse_plain(&q), "{}", q);
+            }
+        }
+    }
 
     const A: &str = "Action=ListOTAUnfinishedTaskByDevice";
 

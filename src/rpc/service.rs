@@ -10,7 +10,9 @@ use crate::model::Field;
 use crate::query::{DeviceRef, QueryError};
 use crate::rpc::error::{ErrorCode, RpcError};
 use crate::rpc::params::{Params, Source};
-use crate::rpc::request::{parse_plain, parse_request, ACTION_HEADER};
+use crate::rpc::request::{
+    parse_plain, parse_plain_after, parse_request, usual_lead, ACTION_HEADER,
+};
 use crate::rpc::response::{new_request_id, write_error, write_success, KeyCase};
 use crate::rpc::signature::{SignedRequest, Verifier};
 
@@ -212,14 +214,21 @@ impl Service {
         }
         // The device's first cache misses overlap checking the request (a hint: the request
         // may yet be refused, or name its device or instance otherwise).
-        let hint = plain_device(request.query).and_then(|d| self.engine.prefetch_device("", d));
+        let lead = usual_lead(request.query);
+        let hint = match lead {
+            Some(lead) => Some(DeviceRef::IotId(lead.iot)),
+            None => plain_device(request.query),
+        }
+        .and_then(|d| self.engine.prefetch_device("", d));
         let mut params = Params::default();
         // The usual request (no form body, nothing to decode, no error, no signature to
         // check) takes the fast path, which gives what the full rules would; anything else is
         // decoded and checked in full. Either way the hint's second step then starts loading
         // the device, its first rows and its `iotId` bytes together.
-        let plain = match (body, &self.verifier) {
-            (None, None) => parse_plain(request.query),
+        let plain = match (body, &self.verifier, lead) {
+            // The hint read the first two pairs: the fast path goes on after them.
+            (None, None, Some(lead)) => parse_plain_after(request.query, lead),
+            (None, None, None) => parse_plain(request.query),
             _ => None,
         };
         let parsed = match plain {
@@ -337,12 +346,8 @@ fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
     }
     let bytes = query.as_bytes();
     // The usual layout, `Action` first and then `IotId`, without a scan of the `Action` pair.
-    const LEAD: &[u8] = b"Action=ListOTAUnfinishedTaskByDevice&IotId=";
-    if bytes.starts_with(LEAD) {
-        let end = first_of(bytes, LEAD.len(), [b'&', b'%', b'+']).unwrap_or(bytes.len());
-        if end > LEAD.len() && bytes.get(end).is_none_or(|&b| b == b'&') {
-            return query.get(LEAD.len()..end).map(DeviceRef::IotId);
-        }
+    if let Some(lead) = usual_lead(query) {
+        return Some(DeviceRef::IotId(lead.iot));
     }
     let (mut product_key, mut device_name) = (None, None);
     let (mut at, mut from, mut escaped) = (0, 0, false);
