@@ -590,10 +590,17 @@ impl Engine {
             .sum())
     }
 
+    /// The default instance inline (every query pays this twice); a named one out of line.
+    #[inline]
     fn instance_for_read(&self, name: &str) -> Result<InstanceId, QueryError> {
         if name.is_empty() {
             return Ok(InstanceId(0));
         }
+        self.named_instance_for_read(name)
+    }
+
+    #[inline(never)]
+    fn named_instance_for_read(&self, name: &str) -> Result<InstanceId, QueryError> {
         self.inner
             .instances
             .read()
