@@ -40,21 +40,15 @@ impl TaskKey {
         if bytes.is_empty() || bytes.len() > MAX_DIGITS || (bytes[0] == b'0' && bytes.len() > 1) {
             return None;
         }
-        // Eight digits a step (a 19-digit id in two steps and three single digits).
+        // The id right-aligned among '0's: three steps of eight digits.
+        let mut padded = [b'0'; 24];
+        padded[24 - bytes.len()..].copy_from_slice(bytes);
         let mut n: u64 = 0;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            n = n * 100_000_000 + u64::from(eight_digits_value(u64::from_le_bytes(word))?);
-        }
-        for &b in chunks.remainder() {
-            let digit = b.wrapping_sub(b'0');
-            if digit > 9 {
-                return None;
-            }
-            // 19 digits stay below 10^19 < 2^64.
-            n = n * 10 + u64::from(digit);
+        for word in padded.chunks_exact(8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            // Below 10^19 < 2^64: the first step holds at most three digits.
+            n = n * 100_000_000 + u64::from(eight_digits_value(u64::from_le_bytes(w))?);
         }
         (n < IN_SLAB).then_some(TaskKey(n))
     }
