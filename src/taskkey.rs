@@ -257,11 +257,18 @@ mod tests {
         fn numeric_accepts_exactly_canonical_decimals(
             id in prop_oneof!["[0-9]{0,21}", "[0-9/:]{1,20}", "[1-9][0-9]{6,18}[/:a\\u{e9}0-9]"]
         ) {
-            prop_assert_eq!(TaskKey::numeric(&id).and_then(TaskKey::number), numeric_reference(&id));
+            prop_assert_eq!(
+                TaskKey::numeric(&id).and_then(TaskKey::number),
+                numeric_reference(&id)
+            );
         }
 
         #[test]
-        fn digits_round_trip_and_order_as_bytes(a in any::<u64>(), b in any::<u64>(), shift in 0u32..19) {
+        fn digits_round_trip_and_order_as_bytes(
+            a in any::<u64>(),
+            b in any::<u64>(),
+            shift in 0u32..19,
+        ) {
             let a = a >> shift;
             let id = IdText::digits(a);
             prop_assert_eq!(id.as_str(), a.to_string());
