@@ -40,14 +40,22 @@ impl TaskKey {
         if bytes.is_empty() || bytes.len() > MAX_DIGITS || (bytes[0] == b'0' && bytes.len() > 1) {
             return None;
         }
-        // The id right-aligned among '0's: three steps of eight digits.
-        let mut padded = [b'0'; 24];
-        padded[24 - bytes.len()..].copy_from_slice(bytes);
+        // The leading digits one at a time (three of a 19-digit id), then the rest eight at a
+        // time, each word read in place.
+        let words = bytes.len() / 8;
+        let head = bytes.len() - 8 * words;
         let mut n: u64 = 0;
-        for word in padded.chunks_exact(8) {
+        for &b in &bytes[..head] {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(digit);
+        }
+        for word in bytes[head..].chunks_exact(8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(word);
-            // Below 10^19 < 2^64: the first step holds at most three digits.
+            // Below 10^19 < 2^64 with at most 19 digits in all.
             n = n * 100_000_000 + u64::from(eight_digits_value(u64::from_le_bytes(w))?);
         }
         (n < IN_SLAB).then_some(TaskKey(n))
