@@ -11,7 +11,7 @@ use crate::query::{DeviceRef, QueryError};
 use crate::rpc::error::{ErrorCode, RpcError};
 use crate::rpc::params::{Params, Source};
 use crate::rpc::request::{
-    parse_plain, parse_plain_after, parse_request, usual_lead, ACTION_HEADER,
+    parse_plain, parse_plain_after, parse_request, usual_lead, Lead, ACTION_HEADER,
 };
 use crate::rpc::response::{new_request_id, write_error, write_success, KeyCase};
 use crate::rpc::signature::{SignedRequest, Verifier};
@@ -215,11 +215,8 @@ impl Service {
         // The device's first cache misses overlap checking the request (a hint: the request
         // may yet be refused, or name its device or instance otherwise).
         let lead = usual_lead(request.query);
-        let hint = match lead {
-            Some(lead) => Some(DeviceRef::IotId(lead.iot)),
-            None => plain_device(request.query),
-        }
-        .and_then(|d| self.engine.prefetch_device("", d));
+        let hint =
+            hinted_device(request.query, lead).and_then(|d| self.engine.prefetch_device("", d));
         let mut params = Params::default();
         // The usual request (no form body, nothing to decode, no error, no signature to
         // check) takes the fast path, which gives what the full rules would; anything else is
@@ -323,6 +320,15 @@ fn query_error(error: QueryError) -> RpcError {
     RpcError::new(code, message)
 }
 
+/// The device a hint loads: the usual request's `IotId` as [`usual_lead`] read it (no scan
+/// of the pairs), else what [`plain_device`] finds.
+fn hinted_device<'q>(query: &'q str, lead: Option<Lead<'q>>) -> Option<DeviceRef<'q>> {
+    match lead {
+        Some(lead) => Some(DeviceRef::IotId(lead.iot)),
+        None => plain_device(query),
+    }
+}
+
 /// The device the query string names, read from its text before it is decoded: what a hint
 /// can use. The first `IotId` pair with a value, else the first `ProductKey` and `DeviceName`
 /// pairs, when their values need no decoding. One pass, eight bytes at a time, over the
@@ -345,10 +351,6 @@ fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
         Some(query.get(at + name.len()..at + pair.len()))
     }
     let bytes = query.as_bytes();
-    // The usual layout, `Action` first and then `IotId`, without a scan of the `Action` pair.
-    if let Some(lead) = usual_lead(query) {
-        return Some(DeviceRef::IotId(lead.iot));
-    }
     let (mut product_key, mut device_name) = (None, None);
     let (mut at, mut from, mut escaped) = (0, 0, false);
     while at < bytes.len() {
@@ -387,7 +389,7 @@ fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{plain_device, DeviceRef};
+    use super::{hinted_device, plain_device, usual_lead, DeviceRef};
 
     #[test]
     fn plain_device_reads_only_whole_plain_first_pairs() {
@@ -407,12 +409,18 @@ mod tests {
         assert_eq!(iot("IoTID=abc"), None);
         assert_eq!(iot("IotId"), None);
         assert_eq!(iot("智=1&IotId=智能"), Some("智能"));
-        // The usual layout's shortcut gives what the scan gives.
+        // The usual layout's shortcut (the hint's device) gives what the scan gives.
         fn iot_of(q: &str) -> Option<&str> {
-            match plain_device(q) {
+            let hinted = match hinted_device(q, usual_lead(q)) {
                 Some(DeviceRef::IotId(id)) => Some(id),
                 _ => None,
-            }
+            };
+            let scanned = match plain_device(q) {
+                Some(DeviceRef::IotId(id)) => Some(id),
+                _ => None,
+            };
+            assert_eq!(hinted, scanned, "{q}");
+            hinted
         }
         let lead = "Action=ListOTAUnfinishedTaskByDevice&IotId=";
         for (rest, want) in [
