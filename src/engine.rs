@@ -33,7 +33,6 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use smallvec::SmallVec;
 
-use crate::fragment::FragmentPool;
 use crate::intern::ByteSlab;
 use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
 use crate::query::{DeviceRef, Query, QueryError};
@@ -125,8 +124,6 @@ struct Inner {
     pairs: Box<[Padded<RwLock<PairShard>>]>,
     instances: RwLock<Instances>,
     writer: Mutex<Directory>,
-    /// The rendered variants every shard's variant slots share (see [`crate::fragment`]).
-    fragments: Arc<Mutex<FragmentPool>>,
 }
 
 /// The in-memory task index. Cheap to clone (an `Arc`), `Send + Sync`: share one per process.
@@ -261,7 +258,7 @@ pub struct MemoryUsage {
     pub rows: usize,
     /// The bytes of task ids that are not decimal numbers (the key slab).
     pub task_ids: usize,
-    /// Dictionaries of repeated strings, the variant tuples and their rendered text.
+    /// Dictionaries of repeated strings and the variant tuples.
     pub strings: usize,
     /// Devices: records, posting lists, iotId and name bytes, the iotId index and its
     /// locality entries (where each device's query reads, 8 bytes a slot).
@@ -424,21 +421,16 @@ impl Engine {
         let mut by_name = HashMap::new();
         names.push(Box::<str>::from(""));
         by_name.insert(Box::<str>::from(""), InstanceId(0));
-        let fragments = Arc::new(Mutex::new(FragmentPool::default()));
         Engine {
             inner: Arc::new(Inner {
                 shards: (0..shards)
-                    .map(|_| {
-                        let pool = Arc::clone(&fragments);
-                        Padded(RwLock::new(Shard::new(hasher, capacity, pool)))
-                    })
+                    .map(|_| Padded(RwLock::new(Shard::new(hasher, capacity))))
                     .collect(),
                 pairs: (0..shards)
                     .map(|_| Padded(RwLock::new(PairShard::default())))
                     .collect(),
                 instances: RwLock::new(Instances { names, by_name }),
                 writer: Mutex::new(Directory::default()),
-                fragments,
                 shard_bits,
                 hasher,
             }),
@@ -1534,7 +1526,6 @@ impl Engine {
         for s in self.inner.shards.iter() {
             s.0.read().memory(&mut m);
         }
-        m.strings += self.inner.fragments.lock().heap_bytes();
         m.pair_directory = self
             .inner
             .pairs
@@ -1542,12 +1533,6 @@ impl Engine {
             .map(|p| p.0.read().table.heap_bytes())
             .sum();
         m
-    }
-
-    /// The engine's fragment pool, for tests.
-    #[cfg(test)]
-    pub(crate) fn fragment_pool(&self) -> &Mutex<FragmentPool> {
-        &self.inner.fragments
     }
 
     /// Checks every invariant between columns, dictionaries, indexes and directories; the
@@ -1616,17 +1601,6 @@ impl Engine {
                 return Err(format!("pair ({pk}, {dn}) does not resolve to its device"));
             }
         }
-        let mut held = HashMap::new();
-        for s in self.inner.shards.iter() {
-            for fragment in s.0.read().fragments_held() {
-                *held.entry(fragment.as_ptr() as usize).or_insert(0usize) += 1;
-            }
-        }
-        self.inner
-            .fragments
-            .lock()
-            .validate(&held)
-            .map_err(|e| format!("fragment pool: {e}"))?;
         Ok(())
     }
 }
@@ -1664,11 +1638,11 @@ impl<'a> Unfinished<'a> {
 
     /// The tasks, in contract order.
     pub fn iter(&self) -> impl Iterator<Item = TaskView<'_>> + '_ {
-        // Rows come only with the shard they were found in.
-        let shard = self.guard.as_deref();
-        self.rows
-            .iter()
-            .filter_map(move |&row| Some(TaskView::new(shard?, row, self.instance)))
+        self.guard.as_deref().into_iter().flat_map(move |shard| {
+            self.rows
+                .iter()
+                .map(move |&row| TaskView::new(shard, row, self.instance))
+        })
     }
 }
 
@@ -1842,9 +1816,5 @@ impl TaskFields for TaskView<'_> {
     /// From each stored string's header, as `json_strings`; the row is read once.
     fn plain_json(&self) -> Option<PlainTask<'_>> {
         self.shard.row_plain_json(self.row, &self.id)
-    }
-    /// From the variant's fragment, shared by the engine's shards.
-    fn rendered_json(&self, case: crate::rpc::KeyCase) -> Option<crate::RenderedTask<'_>> {
-        self.shard.row_rendered(self.row, &self.id, case)
     }
 }

@@ -120,7 +120,6 @@
 
 pub mod engine;
 pub mod fleet;
-mod fragment;
 pub(crate) mod index;
 pub mod ingest;
 pub(crate) mod intern;
@@ -145,7 +144,7 @@ pub use model::{
 };
 pub use query::{DeviceRef, Query, QueryError};
 pub use shard::shard_of;
-pub use view::{PlainTask, RenderedTask, TaskFields, JSON_STRING_ORDER};
+pub use view::{PlainTask, TaskFields, JSON_STRING_ORDER};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

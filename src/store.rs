@@ -30,26 +30,19 @@
 //!
 //! The tasks of one job share their firmware, module, product name and target version, and
 //! mostly a handful of source versions, so the six strings of a task cost one `u32` per row.
-//! Each variant slot also holds the variant's text as answers write it, rendered once for the
-//! whole engine ([`crate::fragment`]): an answer copies four pieces of it instead of six
-//! dictionary strings and ten keys.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use parking_lot::Mutex;
 use roaring::RoaringBitmap;
 use smallvec::SmallVec;
 
-use crate::fragment::FragmentPool;
 use crate::index::Bitmaps;
 use crate::intern::{table_bytes, ByteSlab, Interner, SlabRef, Sym};
 use crate::model::{RecordRef, StatusSet, TaskStatus, Timestamp};
-use crate::rpc::response::KeyCase;
 use crate::tagtable::TagTable;
 use crate::taskkey::{IdText, TaskKey};
-use crate::view::{PlainTask, RenderedTask};
+use crate::view::PlainTask;
 
 /// Marks a free row in the `status` column.
 pub(crate) const FREE_ROW: u8 = u8::MAX;
@@ -105,9 +98,6 @@ struct VariantSlot {
     variant: Variant,
     /// Rows using this variant; freed (and its strings released) at zero.
     refs: u32,
-    /// The variant's text as answers write it, shared with every shard holding the same
-    /// variant (see [`crate::fragment`]); `None` past the pool's bound.
-    fragment: Option<Arc<[u8]>>,
 }
 
 /// One task's fixed-size fields, packed to 32 bytes at 4-byte alignment. Point queries read
@@ -217,8 +207,6 @@ pub(crate) struct Shard {
     variant_free: Vec<u32>,
     /// Hash of a variant's six strings → id.
     variant_table: HashTable<u32>,
-    /// The engine's rendered variants (locked only when a variant is added or freed).
-    fragments: Arc<Mutex<FragmentPool>>,
     /// Task id bytes.
     keys: ByteSlab,
     /// The rows, packed (see [`Row`]).
@@ -241,18 +229,13 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub(crate) fn new(
-        hasher: DefaultHashBuilder,
-        capacity: u32,
-        fragments: Arc<Mutex<FragmentPool>>,
-    ) -> Shard {
+    pub(crate) fn new(hasher: DefaultHashBuilder, capacity: u32) -> Shard {
         Shard {
             dict: Interner::new(hasher),
             hasher,
             variants: Vec::new(),
             variant_free: Vec::new(),
             variant_table: HashTable::new(),
-            fragments,
             keys: ByteSlab::default(),
             rows: Vec::new(),
             free_rows: Vec::new(),
@@ -590,36 +573,6 @@ impl Shard {
         })
     }
 
-    /// The row as [`RenderedTask`] in `case` when its variant has a fragment and the device's
-    /// three strings and the task id are plain (see
-    /// [`TaskFields::rendered_json`](crate::TaskFields::rendered_json)); `None` otherwise.
-    /// `id` is the row's task id ([`Shard::row_id`]).
-    #[inline]
-    pub(crate) fn row_rendered<'s>(
-        &'s self,
-        r: RowIdx,
-        id: &'s IdText<'_>,
-        case: KeyCase,
-    ) -> Option<RenderedTask<'s>> {
-        let row = &self.rows[r.idx()];
-        let fragment = self.variants[row.variant().idx()].fragment.as_deref()?;
-        let dev = &self.devices[row.device.idx()];
-        let (name, name_plain) = self.device_strs.plain_bytes(dev.name);
-        let (iot, iot_plain) = self.device_strs.plain_bytes(dev.iot);
-        let (slab, at) = self.dict.entry(dev.product_key);
-        let (product_key, key_plain) = slab.plain_bytes(at);
-        if !(name_plain & iot_plain & key_plain & id.plain()) {
-            return None;
-        }
-        Some(RenderedTask {
-            pieces: crate::fragment::pieces(fragment, case),
-            strings: [name, iot, product_key, id.as_bytes()],
-            status: TaskStatus::from_u8(row.status())?,
-            utc_create: Timestamp::from_millis(row.created()),
-            utc_modified: Timestamp::from_millis(row.modified()),
-        })
-    }
-
     pub(crate) fn row_status(&self, r: RowIdx) -> TaskStatus {
         TaskStatus::from_u8(self.rows[r.idx()].status()).unwrap_or(TaskStatus::Canceled)
     }
@@ -865,10 +818,7 @@ impl Shard {
     }
 
     fn find_variant_text(&self, text: [&str; 6]) -> Option<u32> {
-        self.find_variant_hashed(Self::text_hash(&self.hasher, text), text)
-    }
-
-    fn find_variant_hashed(&self, hash: u64, text: [&str; 6]) -> Option<u32> {
+        let hash = Self::text_hash(&self.hasher, text);
         self.variant_table
             .find(hash, |&id| {
                 self.variant_text(&self.variants[id as usize].variant) == text
@@ -880,8 +830,7 @@ impl Shard {
     /// dictionary's bytes are full.
     fn intern_variant(&mut self, rec: &RecordRef<'_>) -> Option<VariantId> {
         let text = Self::record_text(rec);
-        let hash = Self::text_hash(&self.hasher, text);
-        if let Some(id) = self.find_variant_hashed(hash, text) {
+        if let Some(id) = self.find_variant_text(text) {
             self.variants[id as usize].refs += 1;
             return Some(VariantId(id));
         }
@@ -919,11 +868,9 @@ impl Shard {
             src: taken[5],
             dest: taken[6],
         };
-        let fragment = self.fragments.lock().get(hash, text);
         let slot = VariantSlot {
             variant: v,
             refs: 1,
-            fragment,
         };
         let id = match self.variant_free.pop() {
             Some(id) => {
@@ -935,6 +882,7 @@ impl Shard {
                 (self.variants.len() - 1) as u32
             }
         };
+        let hash = Self::text_hash(&self.hasher, text);
         let (variants, dict, hasher) = (&self.variants, &self.dict, &self.hasher);
         self.variant_table.insert_unique(hash, id, |&id| {
             Self::text_hash(hasher, variant_text(dict, &variants[id as usize].variant))
@@ -947,15 +895,11 @@ impl Shard {
         slot.refs -= 1;
         if slot.refs == 0 {
             let v = slot.variant;
-            let fragment = slot.fragment.take();
             let hash = Self::text_hash(&self.hasher, self.variant_text(&v));
             if let Ok(entry) = self.variant_table.find_entry(hash, |&x| x == id.0) {
                 entry.remove();
             }
             self.variant_free.push(id.0);
-            if let Some(fragment) = fragment {
-                self.fragments.lock().release(hash, fragment);
-            }
             self.release_strings(&v);
         }
     }
@@ -1050,13 +994,9 @@ impl Shard {
                 self.device_strs.prefetch(dev.name);
             }
             if let Some(slot) = self.variants.get(row.variant().idx()) {
-                if let Some(fragment) = &slot.fragment {
-                    crate::prefetch::prefetch_bytes(fragment, 0, 256);
-                } else {
-                    let v = &slot.variant;
-                    for sym in [v.job, v.firmware, v.product_name, v.module, v.src, v.dest] {
-                        self.dict.prefetch(sym);
-                    }
+                let v = &slot.variant;
+                for sym in [v.job, v.firmware, v.product_name, v.module, v.src, v.dest] {
+                    self.dict.prefetch(sym);
                 }
             }
         }
@@ -1108,13 +1048,6 @@ impl Shard {
     }
 
     // ---- accounting and checks -----------------------------------------------------------
-
-    /// The fragments the variant slots hold, one per live variant that has one.
-    pub(crate) fn fragments_held(&self) -> impl Iterator<Item = &Arc<[u8]>> + '_ {
-        self.variants
-            .iter()
-            .filter_map(|slot| slot.fragment.as_ref())
-    }
 
     pub(crate) fn memory(&self, m: &mut crate::engine::MemoryUsage) {
         m.rows += self.rows.capacity() * std::mem::size_of::<Row>() + self.free_rows.capacity() * 4;
@@ -1203,21 +1136,7 @@ impl Shard {
                 if variant_refs[i] != 0 {
                     return Err(format!("free variant {i} is used"));
                 }
-                if slot.fragment.is_some() {
-                    return Err(format!("free variant {i} holds a fragment"));
-                }
                 continue;
-            }
-            if let Some(fragment) = &slot.fragment {
-                let [job, firmware, product_name, module, src, dest] =
-                    self.variant_text(&slot.variant);
-                let mut expected = Vec::new();
-                let strings = [dest, firmware, job, module, product_name, src];
-                if crate::rpc::response::render_variant(&mut expected, strings).is_none()
-                    || expected[..] != fragment[..]
-                {
-                    return Err(format!("variant {i}: its fragment is not its text"));
-                }
             }
             if slot.refs != variant_refs[i] || slot.refs == 0 {
                 return Err(format!(
@@ -1430,7 +1349,7 @@ mod tests {
     /// the named row rewrites it; `validate` refuses an entry naming a row not the device's.
     #[test]
     fn locality_entries_name_a_row_of_their_device() {
-        let mut shard = Shard::new(DefaultHashBuilder::default(), u32::MAX, Default::default());
+        let mut shard = Shard::new(DefaultHashBuilder::default(), u32::MAX);
         let d = shard
             .add_device(InstanceId(0), "gateway-1", "pk", "gateway")
             .unwrap();
@@ -1545,7 +1464,7 @@ mod tests {
     /// rare module of a large device.
     #[test]
     fn plans_agree_and_the_planner_picks_by_cardinality() {
-        let mut shard = Shard::new(DefaultHashBuilder::default(), u32::MAX, Default::default());
+        let mut shard = Shard::new(DefaultHashBuilder::default(), u32::MAX);
         let d = shard
             .add_device(InstanceId(0), "gateway-1", "pk", "gateway")
             .unwrap();

@@ -28,29 +28,6 @@ pub struct PlainTask<'a> {
     pub utc_modified: Timestamp,
 }
 
-/// A task whose six shared strings come rendered with their keys, as
-/// [`TaskFields::rendered_json`] gives it: the response writer copies the pieces and the
-/// strings in turn, then writes the status and timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RenderedTask<'a> {
-    /// The task object's text from its `{` to the quote opening each of `strings`, in the
-    /// key style asked for, values escaped as
-    /// [`write_json_string`](crate::rpc::write_json_string) escapes them:
-    /// `{"destVersion":"…","deviceName":"`, `","firmwareId":"…","iotId":"`,
-    /// `","jobId":"…","moduleName":"…","productKey":"` and
-    /// `","productName":"…","srcVersion":"…","taskId":"`.
-    pub pieces: [&'a [u8]; 4],
-    /// `deviceName`, `iotId`, `productKey` and `taskId`, each after its piece: bytes that
-    /// need no JSON escaping.
-    pub strings: [&'a [u8]; 4],
-    /// `taskStatus`
-    pub status: TaskStatus,
-    /// `utcCreate`
-    pub utc_create: Timestamp,
-    /// `utcModified`
-    pub utc_modified: Timestamp,
-}
-
 /// The thirteen fields of a task, borrowed. Implemented by the engine's zero-copy
 /// [`TaskView`](crate::TaskView) and by the owned and borrowed records, so that the response
 /// writer and the tests take any of them.
@@ -151,37 +128,6 @@ pub trait TaskFields {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn plain_json(&self) -> Option<PlainTask<'_>> {
-        None
-    }
-
-    /// The task with its six shared strings already rendered in `case`'s key style (see
-    /// [`RenderedTask`]), when the implementation keeps them so; the response writer
-    /// prefers it to [`TaskFields::plain_json`]. `None` (the default) sends the writer
-    /// there. An override must give exactly the text the other accessors' values make,
-    /// escaped, and strings that need no escaping; otherwise the response would not be what
-    /// they say. The engine's views give it for tasks whose variant the engine has rendered.
-    ///
-    /// ```
-    /// use ota_index::fleet::Fleet;
-    /// use ota_index::rpc::KeyCase;
-    /// use ota_index::{Engine, Query, TaskFields};
-    ///
-    /// let fleet = Fleet::new(1);
-    /// let record = &fleet.device_tasks(0)[0];
-    /// assert!(record.rendered_json(KeyCase::Camel).is_none());
-    ///
-    /// let engine = Engine::new();
-    /// engine.upsert(record)?;
-    /// let answer = engine.unfinished(&Query::by_iot_id(&record.iot_id))?;
-    /// if let Some(task) = answer.iter().next() {
-    ///     let rendered = task.rendered_json(KeyCase::Camel).expect("a rendered variant");
-    ///     assert!(rendered.pieces[0].starts_with(br#"{"destVersion":""#));
-    ///     assert_eq!(rendered.strings[3], record.task_id.as_bytes());
-    /// }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn rendered_json(&self, case: crate::rpc::KeyCase) -> Option<RenderedTask<'_>> {
-        let _ = case;
         None
     }
 
@@ -306,9 +252,6 @@ impl<T: TaskFields + ?Sized> TaskFields for &T {
     }
     fn plain_json(&self) -> Option<PlainTask<'_>> {
         (**self).plain_json()
-    }
-    fn rendered_json(&self, case: crate::rpc::KeyCase) -> Option<RenderedTask<'_>> {
-        (**self).rendered_json(case)
     }
 }
 

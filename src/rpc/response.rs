@@ -2,10 +2,8 @@
 //!
 //! Nothing here allocates per field: keys are static, strings are escaped from the borrowed
 //! `&str` the task gives, timestamps are formatted on the stack
-//! ([`Timestamp::format`](crate::Timestamp::format)). The engine's tasks come with their six
-//! shared strings already rendered with their keys ([`crate::RenderedTask`]), which are
-//! copied in four pieces. The output is compact JSON (no spaces) with the keys in exactly the
-//! contract's order.
+//! ([`Timestamp::format`](crate::Timestamp::format)). The output is compact JSON (no spaces)
+//! with the keys in exactly the contract's order.
 //!
 //! ```
 //! use ota_index::rpc::response::{write_success, KeyCase};
@@ -25,7 +23,7 @@ use std::str::FromStr;
 use super::error::{Envelope, RpcError};
 use crate::model::{Field, TIMESTAMP_LEN};
 use crate::swar;
-use crate::view::{PlainTask, RenderedTask, TaskFields};
+use crate::view::{PlainTask, TaskFields};
 
 /// The key style of a response: they differ only in the case of the keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -209,13 +207,6 @@ pub fn write_error(out: &mut Vec<u8>, case: KeyCase, request_id: &str, error: &R
 /// [`write_plain_task`]; otherwise one copy per key, each value escaped only when it holds a
 /// byte that needs it (status names and timestamps never do).
 fn write_task<T: TaskFields + ?Sized>(out: &mut Vec<u8>, case: KeyCase, task: &T) {
-    if let Some(rendered) = task.rendered_json(case) {
-        match case {
-            KeyCase::Camel => write_rendered_task(out, &CAMEL_TASK_KEYS, &rendered),
-            KeyCase::Pascal => write_rendered_task(out, &PASCAL_TASK_KEYS, &rendered),
-        }
-        return;
-    }
     if let Some(plain) = task.plain_json() {
         // One inlined copy per key style: the keys' lengths are constants in each.
         match case {
@@ -245,47 +236,6 @@ fn write_task<T: TaskFields + ?Sized>(out: &mut Vec<u8>, case: KeyCase, task: &T
     out.extend_from_slice(keys[12]);
     out.extend_from_slice(&task.utc_modified().format());
     out.extend_from_slice(b"\"}");
-}
-
-/// Appends a variant's rendered text (see [`crate::fragment`]): a header of four
-/// little-endian `u16`, the ends of the four pieces within one key style's text, then that
-/// text in camelCase, then in PascalCase. `strings` are the six shared strings in response
-/// order: `destVersion`, `firmwareId`, `jobId`, `moduleName`, `productName`, `srcVersion`.
-/// Each piece holds the keys around its values, the values escaped as
-/// [`write_json_string`] escapes them; the device's three strings and the task id go between
-/// the pieces. `None` (with `out` as it was) when one style's text passes 65,535 bytes.
-pub(crate) fn render_variant(out: &mut Vec<u8>, strings: [&str; 6]) -> Option<()> {
-    let start = out.len();
-    out.extend_from_slice(&[0; 8]);
-    let mut ends = [0u16; 4];
-    for keys in [&CAMEL_TASK_KEYS, &PASCAL_TASK_KEYS] {
-        let text = out.len();
-        let [dest, firmware, job, module, product_name, src] = strings;
-        // The pieces: keys 0-1, 2-3, 4-6 and 7-9 with the values between them.
-        let pieces: [&[(usize, &str)]; 4] = [
-            &[(0, dest), (1, "")],
-            &[(2, firmware), (3, "")],
-            &[(4, job), (5, module), (6, "")],
-            &[(7, product_name), (8, src), (9, "")],
-        ];
-        for (piece, end) in pieces.iter().zip(ends.iter_mut()) {
-            for &(key, value) in *piece {
-                out.extend_from_slice(keys[key]);
-                write_json_string_body(out, value);
-            }
-            match u16::try_from(out.len() - text) {
-                Ok(at) => *end = at,
-                Err(_) => {
-                    out.truncate(start);
-                    return None;
-                }
-            }
-        }
-    }
-    for (i, end) in ends.iter().enumerate() {
-        out[start + 2 * i..start + 2 * i + 2].copy_from_slice(&end.to_le_bytes());
-    }
-    Some(())
 }
 
 /// Total length of a table's key texts.
@@ -347,44 +297,8 @@ fn write_plain_task(out: &mut Vec<u8>, keys: &'static [&'static [u8]; 13], task:
     debug_assert_eq!(at + 2, size);
 }
 
-/// Writes a [`RenderedTask`]: its pieces and strings in turn, then the status and times
-/// (`keys` for the last three keys alone).
-#[inline(always)]
-fn write_rendered_task(
-    out: &mut Vec<u8>,
-    keys: &'static [&'static [u8]; 13],
-    task: &RenderedTask<'_>,
-) {
-    let status = task.status.as_str().as_bytes();
-    let size = task.pieces.iter().map(|p| p.len()).sum::<usize>()
-        + task.strings.iter().map(|s| s.len()).sum::<usize>()
-        + keys[10].len()
-        + status.len()
-        + keys[11].len()
-        + keys[12].len()
-        + 2 * TIMESTAMP_LEN
-        + 2;
-    let start = out.len();
-    out.resize(start + size, 0);
-    let buf = &mut out[start..];
-    let mut at = 0;
-    for (piece, string) in task.pieces.iter().zip(task.strings) {
-        at = put(buf, at, piece);
-        at = put(buf, at, string);
-    }
-    at = put(buf, at, keys[10]);
-    at = put(buf, at, status);
-    at = put(buf, at, keys[11]);
-    buf[at..at + TIMESTAMP_LEN].copy_from_slice(&task.utc_create.format());
-    at = put(buf, at + TIMESTAMP_LEN, keys[12]);
-    buf[at..at + TIMESTAMP_LEN].copy_from_slice(&task.utc_modified.format());
-    at += TIMESTAMP_LEN;
-    buf[at..at + 2].copy_from_slice(b"\"}");
-    debug_assert_eq!(at + 2, size);
-}
-
 /// Copies `src` into `buf` at `at` with at most two fixed-size (overlapping) moves for up to
-/// 128 bytes; returns the position after it.
+/// 32 bytes; returns the position after it.
 #[inline(always)]
 fn put(buf: &mut [u8], at: usize, src: &[u8]) -> usize {
     let n = src.len();
@@ -406,14 +320,6 @@ fn put(buf: &mut [u8], at: usize, src: &[u8]) -> usize {
         17..=32 => {
             dst[..16].copy_from_slice(&src[..16]);
             dst[n - 16..].copy_from_slice(&src[n - 16..]);
-        }
-        33..=64 => {
-            dst[..32].copy_from_slice(&src[..32]);
-            dst[n - 32..].copy_from_slice(&src[n - 32..]);
-        }
-        65..=128 => {
-            dst[..64].copy_from_slice(&src[..64]);
-            dst[n - 64..].copy_from_slice(&src[n - 64..]);
         }
         _ => dst.copy_from_slice(src),
     }
