@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use ota_index::rpc::{HttpRequest, Service};
+use ota_index::rpc::{write_success, HttpRequest, KeyCase, Service};
 use ota_index::{
     Engine, LoadErrorKind, Query, QueryError, StatusSet, TaskFields, TaskRecord, TaskStatus,
     Timestamp, UpsertOutcome, WriteError, WriteSummary,
@@ -357,6 +357,20 @@ fn run(shards: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                     (Ok(want), Ok(answer)) => {
                         let got: Vec<TaskRecord> = answer.iter().map(|t| t.to_record()).collect();
                         prop_assert_eq!(&got, &want, "step {}: {:?}", step, query);
+                        // The wire bytes: the engine's views (plain strings copied, the rest
+                        // escaped) against the model's records, written field by field.
+                        for case in [KeyCase::Camel, KeyCase::Pascal] {
+                            let (mut wire, mut expected) = (Vec::new(), Vec::new());
+                            write_success(&mut wire, case, "r", answer.iter());
+                            write_success(&mut expected, case, "r", want.iter());
+                            prop_assert_eq!(
+                                String::from_utf8_lossy(&wire),
+                                String::from_utf8_lossy(&expected),
+                                "step {}: {:?}",
+                                step,
+                                case
+                            );
+                        }
                         drop(answer);
                         prop_assert_eq!(engine.count_unfinished(&query), Ok(want.len()));
                     }
