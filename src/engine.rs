@@ -8,8 +8,8 @@
 //! small pair directory shard when the device is named by product key and device name), under
 //! a read lock, so readers never wait for each other. They do each write their shard's lock
 //! word (taking and releasing the read lock), and on many cores that cache line travels: on a
-//! 16-core machine 16 readers answered 12 times what one does, where the lock-free
-//! baselines reach 15 to 16 (BENCHMARKS.md). The word has cache lines to itself (the shard is
+//! 16-core machine 16 readers answered 12 times what one does (with 32 shards, the default
+//! then), where the lock-free baselines reach 15 to 16 (BENCHMARKS.md). The word has cache lines to itself (the shard is
 //! 128-byte aligned); striping it per thread (crossbeam's `ShardedLock`) answered no more in
 //! total there; reads without a shared write (epochs) are the step that would close the gap.
 //!
@@ -41,13 +41,17 @@ use crate::tagtable::{TagTable, MAX_ADDR};
 use crate::taskkey::{IdText, TaskKey};
 use crate::view::{PlainTask, TaskFields};
 
-/// Shards of a new engine: more shards than reader threads, so that readers rarely meet on a
-/// lock word, and few enough that the per-shard dictionaries (each shard interns the fleet's
-/// job, firmware and version strings it sees) stay small. Live bytes a task on the
-/// million-device fleet (3.2 million tasks, `memory_usage()` after `shrink_to_fit`), measured
-/// before task ids were kept in rows as numbers (which took 16 bytes a task off each): 93.5
-/// with 16 shards, 95.8 with 32, 99.5 with 64.
-pub const DEFAULT_SHARDS: usize = 32;
+/// Shards of a new engine. Writers are serialized by one mutex whatever the count, so shards
+/// buy readers fewer meetings on a lock word, and cost copies: each shard interns the job,
+/// firmware and version strings and the variant tuples of its own tasks, so with `N` shards
+/// the fleet's few thousand variants are held `N` times, and `N` times as many of them must
+/// stay in cache for answers and upserts to find them there. At 1,000,000 devices (the
+/// benchmarks' fleet, base and head alternating, medians of three runs): 32 shards answered
+/// the query mix in 914 ns, 16 in 849, 8 in 792 (4: the same as 8); upserts 558 → 476 ns
+/// from 32 to 8; bulk loads 2 % faster; 82.7 → 77.6 live bytes a task. The read scaling on
+/// 16 cores was measured with 32 shards (BENCHMARKS.md); a service with many more reader
+/// threads than 8 may prefer [`Engine::with_shards`] with more.
+pub const DEFAULT_SHARDS: usize = 8;
 
 /// Records a shard-by-shard apply writes under one shard lock: readers of the shard wait for
 /// at most this many inserts.
