@@ -46,12 +46,17 @@ use crate::view::{PlainTask, TaskFields};
 /// firmware and version strings and the variant tuples of its own tasks, so with `N` shards
 /// the fleet's few thousand variants are held `N` times, and `N` times as many of them must
 /// stay in cache for answers and upserts to find them there. At 1,000,000 devices (the
-/// benchmarks' fleet, base and head alternating, medians of three runs): 32 shards answered
-/// the query mix in 914 ns, 16 in 849, 8 in 792 (4: the same as 8); upserts 558 → 476 ns
-/// from 32 to 8; bulk loads 2 % faster; 82.7 → 77.6 live bytes a task. The read scaling on
-/// 16 cores was measured with 32 shards (BENCHMARKS.md); a service with many more reader
-/// threads than 8 may prefer [`Engine::with_shards`] with more.
-pub const DEFAULT_SHARDS: usize = 8;
+/// benchmarks' fleet; builds alternating, medians): the query mix 914 ns with 32 shards, 849
+/// with 16, 792 with 8 (4: as 8); upserts 518, 496 and 460 ns; bulk loads 4 % faster with
+/// 16 than 32; 82.7, 78.9 and 77.6 live bytes a task. Eight lost elsewhere: two readers on
+/// two CPUs beside the benchmarks' 100,000-a-second writer answered 0.67–0.84 of what they
+/// do without it (16 shards: 0.88–0.89; 32: 0.91–1.05), because a reader the writer's
+/// thread preempts still holds its shard's read lock, the writer waits for it, and the
+/// other reader's queries to that shard queue behind the waiting writer: the fewer the
+/// shards, the more often. The read scaling on 16 cores was measured with 32 shards
+/// (BENCHMARKS.md); a service with many more reader threads than CPUs, or than 16, may
+/// prefer [`Engine::with_shards`] with more.
+pub const DEFAULT_SHARDS: usize = 16;
 
 /// Records a shard-by-shard apply writes under one shard lock: readers of the shard wait for
 /// at most this many inserts.
