@@ -9,9 +9,10 @@
 //! a read lock, so readers never wait for each other. They do each write their shard's lock
 //! word (taking and releasing the read lock), and on many cores that cache line travels: on a
 //! 16-core machine 16 readers answered 12 times what one does (with 32 shards, the default
-//! then), where the lock-free baselines reach 15 to 16 (BENCHMARKS.md). The word has cache lines to itself (the shard is
-//! 128-byte aligned); striping it per thread (crossbeam's `ShardedLock`) answered no more in
-//! total there; reads without a shared write (epochs) are the step that would close the gap.
+//! then), where the lock-free baselines reach 15 to 16 (BENCHMARKS.md). The word has cache
+//! lines to itself (the shard is 128-byte aligned); striping it per thread (crossbeam's
+//! `ShardedLock`) answered no more in total there; reads without a shared write (epochs) are
+//! the step that would close the gap.
 //!
 //! Writers are serialized by one mutex that also owns the task directory (task id → row).
 //! A write takes the write lock of the one shard it changes (two, in index order, when a task
