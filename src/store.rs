@@ -444,6 +444,29 @@ impl Shard {
         }
     }
 
+    /// Starts loading row `r` and the one two after it (the first two lines a device's
+    /// consecutive rows span), where they exist.
+    pub(crate) fn prefetch_rows_at(&self, r: u32) {
+        for r in [r, r.saturating_add(2)] {
+            if let Some(row) = self.rows.get(r as usize) {
+                crate::prefetch::prefetch(row);
+            }
+        }
+    }
+
+    /// Starts loading the device string at slab offset `at` (an `iotId` or name), where it
+    /// exists.
+    pub(crate) fn prefetch_device_str(&self, at: u32) {
+        if (at as usize) < self.device_strs.len() {
+            self.device_strs.prefetch(SlabRef(at));
+        }
+    }
+
+    /// Device `d`'s first unfinished row, if it has one.
+    pub(crate) fn first_unfinished(&self, d: DeviceIdx) -> Option<RowIdx> {
+        self.devices.get(d.idx())?.unfinished.first().copied()
+    }
+
     /// True when device `d` is the pair (`product_key`, `device_name`) of `instance`.
     pub(crate) fn device_is(
         &self,
