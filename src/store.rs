@@ -293,16 +293,8 @@ impl Shard {
     pub(crate) fn prefetch_device(&self, hash: u64) {
         if let Some(slot) = self.locality_slot(hash) {
             let at = self.locality[slot];
-            // Rows are 32 bytes: the first and the third start the first two lines a device's
-            // consecutive rows span.
-            for r in [at.first_row, at.first_row.saturating_add(2)] {
-                if let Some(row) = self.rows.get(r as usize) {
-                    crate::prefetch::prefetch(row);
-                }
-            }
-            if at.iot != Locality::NONE {
-                self.device_strs.prefetch(SlabRef(at.iot));
-            }
+            self.prefetch_rows_at(at.first_row);
+            self.prefetch_device_str(at.iot);
         }
         if let Some(d) = self.by_iot.find(hash, |_| true) {
             self.prefetch_device_at(DeviceIdx(d));
@@ -444,8 +436,9 @@ impl Shard {
         }
     }
 
-    /// Starts loading row `r` and the one two after it (the first two lines a device's
-    /// consecutive rows span), where they exist.
+    /// Starts loading row `r` and the one two after it, where they exist: rows are 32 bytes,
+    /// so the first and the third start the first two lines a device's consecutive rows
+    /// span.
     pub(crate) fn prefetch_rows_at(&self, r: u32) {
         for r in [r, r.saturating_add(2)] {
             if let Some(row) = self.rows.get(r as usize) {
