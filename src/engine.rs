@@ -122,7 +122,7 @@ struct PairShard {
     table: TagTable,
     /// Where a query by name reads: by the low bits of the pair's hash, the device's first
     /// unfinished row in its shard (low half) and its name bytes (high half), as the last
-    /// query by name found them ([`PairShard::NO_ROW`] when none has). The hint's first step
+    /// query by name found them ([`PairShard::NO_HINT`] when none has). The hint's first step
     /// loads the entry with the bucket, and its second step starts the rows and the name with
     /// the device, where they used to wait for it. A hint: queries write it when they find it
     /// stale, a wrong entry costs a wasted load, and a resize forgets them all.
@@ -130,20 +130,20 @@ struct PairShard {
 }
 
 impl PairShard {
-    const NO_ROW: u64 = u64::MAX;
+    const NO_HINT: u64 = u64::MAX;
 
-    /// The row entry of `hash`; `None` while the shard has no slots.
-    fn row_entry(&self, hash: u64) -> Option<&AtomicU64> {
+    /// The hint of `hash`; `None` while the shard has no slots.
+    fn hint(&self, hash: u64) -> Option<&AtomicU64> {
         let mask = self.hints.len().checked_sub(1)?;
         self.hints.get(hash as usize & mask)
     }
 
     /// Sizes the row entries for the pairs held and `additional` more (a slot each, rounded
     /// up to a power of two), forgetting them when the size changes.
-    fn size_rows(&mut self, additional: usize) {
+    fn size_hints(&mut self, additional: usize) {
         let want = (self.table.len() + additional).next_power_of_two().max(8);
         if want > self.hints.len() {
-            self.hints = (0..want).map(|_| AtomicU64::new(Self::NO_ROW)).collect();
+            self.hints = (0..want).map(|_| AtomicU64::new(Self::NO_HINT)).collect();
         }
     }
 }
@@ -562,7 +562,7 @@ impl Engine {
                 let dir = self.pair_shard(hash);
                 let pairs = self.inner.pairs[dir].0.try_read()?;
                 pairs.table.prefetch(hash);
-                if let Some(entry) = pairs.row_entry(hash) {
+                if let Some(entry) = pairs.hint(hash) {
                     crate::prefetch::prefetch(entry);
                 }
                 Some(DeviceHint(Hint::Pair { dir, hash }))
@@ -586,8 +586,8 @@ impl Engine {
                     return;
                 };
                 let row = pairs
-                    .row_entry(hash)
-                    .map_or(PairShard::NO_ROW, |e| e.load(Ordering::Relaxed));
+                    .hint(hash)
+                    .map_or(PairShard::NO_HINT, |e| e.load(Ordering::Relaxed));
                 drop(pairs);
                 let (shard, d) = self.unloc(Loc(loc));
                 (shard, FirstCandidate::Device(DeviceIdx(d), row))
@@ -765,7 +765,7 @@ impl Engine {
     /// shard (the directory keeps hashes, not strings), returned with the read lock of that
     /// shard it was confirmed under. Never waits for a lock while holding another: the one
     /// lock it may take beside the shard's is the directory's, with `try_read`, to correct the
-    /// device's row entry (see [`PairShard`]) when it found it stale.
+    /// device's hint (see [`PairShard`]) when it found it stale.
     fn find_pair(
         &self,
         instance: InstanceId,
@@ -781,14 +781,14 @@ impl Engine {
             false // every entry with the hash's tag
         });
         let hinted = pairs
-            .row_entry(hash)
-            .map_or(PairShard::NO_ROW, |e| e.load(Ordering::Relaxed));
+            .hint(hash)
+            .map_or(PairShard::NO_HINT, |e| e.load(Ordering::Relaxed));
         drop(pairs);
         candidates.into_iter().find_map(|loc| {
             let (shard, idx) = self.unloc(loc);
             let d = DeviceIdx(idx);
             let guard = self.inner.shards[shard].0.read();
-            // The rows start loading while the name is compared (when the row entry did not
+            // The rows start loading while the name is compared (when the hint did not
             // start them earlier): medians of 30 interleaved rounds of the mix at 1,000,000
             // devices 972 -> 949 and 973 -> 958 ns.
             guard.prefetch_rows(d);
@@ -799,7 +799,7 @@ impl Engine {
                 let first = u64::from(first) | u64::from(guard.device(d).name.0) << 32;
                 if first != hinted {
                     if let Some(pairs) = self.inner.pairs[dir].0.try_read() {
-                        if let Some(entry) = pairs.row_entry(hash) {
+                        if let Some(entry) = pairs.hint(hash) {
                             entry.store(first, Ordering::Relaxed);
                         }
                     }
@@ -1016,7 +1016,7 @@ impl Engine {
                 self.inner.shards[shard].0.write().reserve(g);
                 let mut pairs = self.inner.pairs[shard].0.write();
                 pairs.table.reserve(g.pairs, |a| self.pair_hash_at(Loc(a)));
-                pairs.size_rows(g.pairs);
+                pairs.size_hints(g.pairs);
             }
             dir.table.reserve(n, |a| self.task_hash_at(Loc(a)));
         }
@@ -1119,7 +1119,7 @@ impl Engine {
             for (hash, loc) in pairs.drain(..) {
                 let mut p = self.inner.pairs[self.pair_shard(hash)].0.write();
                 let stored = p.table.insert(hash, loc.0, |a| self.pair_hash_at(Loc(a)));
-                p.size_rows(0);
+                p.size_hints(0);
                 debug_assert!(
                     stored,
                     "a location is at most MAX_ADDR (the shards' capacity)"
@@ -1520,7 +1520,7 @@ impl Engine {
             let stored = pairs
                 .table
                 .insert(hash, loc.0, |a| self.pair_hash_at(Loc(a)));
-            pairs.size_rows(0);
+            pairs.size_hints(0);
             debug_assert!(
                 stored,
                 "a location is at most MAX_ADDR (the shards' capacity)"
@@ -1741,7 +1741,7 @@ enum Hint {
 /// What [`Engine::prefetch_device_record`] loads in a shard.
 enum FirstCandidate {
     Iot(u64),
-    /// A device named by its pair, and its row entry.
+    /// A device named by its pair, and its hint.
     Device(DeviceIdx, u64),
 }
 
@@ -1895,18 +1895,16 @@ impl TaskFields for TaskView<'_> {
 mod tests {
     use super::*;
 
-    /// The row entry of the pair (`pk`, `dn`) of the default instance.
-    fn row_entry(engine: &Engine, pk: &str, dn: &str) -> u32 {
-        row_entry_whole(engine, pk, dn) as u32
+    /// The row named by the hint of the pair (`pk`, `dn`) of the default instance.
+    fn hinted_row(engine: &Engine, pk: &str, dn: &str) -> u32 {
+        hint_of(engine, pk, dn) as u32
     }
 
-    fn row_entry_whole(engine: &Engine, pk: &str, dn: &str) -> u64 {
+    /// The whole hint: the row in the low half, the name's bytes in the high half.
+    fn hint_of(engine: &Engine, pk: &str, dn: &str) -> u64 {
         let hash = engine.pair_hash(InstanceId(0), pk, dn);
         let pairs = engine.inner.pairs[engine.pair_shard(hash)].0.read();
-        pairs
-            .row_entry(hash)
-            .expect("slots")
-            .load(Ordering::Relaxed)
+        pairs.hint(hash).expect("slots").load(Ordering::Relaxed)
     }
 
     /// A query by name leaves the device's first unfinished row in its pair's entry, and
@@ -1930,18 +1928,18 @@ mod tests {
                 .unwrap();
             guard.first_unfinished(d).unwrap().0
         };
-        assert_eq!(row_entry_whole(&engine, &pk, &dn), PairShard::NO_ROW);
+        assert_eq!(hint_of(&engine, &pk, &dn), PairShard::NO_HINT);
         let query = Query::by_name(&pk, &dn);
         assert_eq!(engine.unfinished(&query).unwrap().len(), tasks.len());
         let first = first_row();
-        assert_eq!(row_entry(&engine, &pk, &dn), first);
+        assert_eq!(hinted_row(&engine, &pk, &dn), first);
         let name = {
             let (guard, d) = engine
                 .locate(InstanceId(0), DeviceRef::IotId(&iot))
                 .unwrap();
             guard.device(d).name.0
         };
-        assert_eq!(row_entry_whole(&engine, &pk, &dn) >> 32, u64::from(name));
+        assert_eq!(hint_of(&engine, &pk, &dn) >> 32, u64::from(name));
         // A task created earlier than the others becomes the device's first row.
         let mut earlier = tasks[0].clone();
         earlier.task_id = "earlier".into();
@@ -1949,7 +1947,7 @@ mod tests {
         engine.upsert(&earlier).unwrap();
         assert_ne!(first_row(), first, "a new first row");
         assert_eq!(
-            row_entry(&engine, &pk, &dn),
+            hinted_row(&engine, &pk, &dn),
             first,
             "stale until a query by name"
         );
@@ -1964,7 +1962,7 @@ mod tests {
         let answer = engine.unfinished(&query).unwrap();
         assert_eq!(answer.iter().next().unwrap().task_id(), "earlier");
         drop(answer);
-        assert_eq!(row_entry(&engine, &pk, &dn), first_row());
+        assert_eq!(hinted_row(&engine, &pk, &dn), first_row());
         engine.internal_validate().unwrap();
     }
 }
