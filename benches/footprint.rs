@@ -12,7 +12,9 @@
 //! global allocator reports: live requested bytes after building minus before (build inputs
 //! dropped), the measure the issue asks for. SQLite allocates with C `malloc`, which a Rust
 //! global allocator does not see, so its line adds SQLite's own count
-//! (`sqlite3_memory_used`). A second line per implementation, `rss …`, gives the growth of
+//! (`sqlite3_memory_used`); ota-index keeps its largest columns in memory mappings of its own
+//! (for huge pages), so its line adds those (`ota_index::mapped_bytes`). A second line per
+//! implementation, `rss …`, gives the growth of
 //! the process's resident anonymous memory (`RssAnon`), which also counts the allocator's
 //! headers and free-list slack.
 //!
@@ -72,11 +74,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Live bytes: the Rust heap plus SQLite's own allocations.
+/// Live bytes: the Rust heap plus SQLite's own allocations and ota-index's own mappings (its
+/// large columns, which the global allocator does not see).
 fn live_bytes() -> u64 {
     // SAFETY: `sqlite3_memory_used` only reads SQLite's global statistics counter.
     let sqlite = unsafe { rusqlite::ffi::sqlite3_memory_used() };
-    LIVE.load(Ordering::Relaxed) as u64 + u64::try_from(sqlite).unwrap_or(0)
+    LIVE.load(Ordering::Relaxed) as u64
+        + u64::try_from(sqlite).unwrap_or(0)
+        + ota_index::mapped_bytes() as u64
 }
 
 use std::process::Command;
@@ -208,8 +213,8 @@ fn main() {
     }
     let exe = std::env::current_exe().expect("this benchmark's path");
     println!(
-        "# footprint: bytes = live heap bytes (counting allocator, plus SQLite's own) after \
-         building minus before, in a fresh process per implementation; rss: growth of RssAnon"
+        "# footprint: bytes = live heap bytes (counting allocator, plus SQLite's own and \
+         ota-index's mappings) after building minus before, in a fresh process per implementation; rss: growth of RssAnon"
     );
     for devices in device_counts() {
         for name in IMPLS.into_iter().filter(|n| selected(n)) {

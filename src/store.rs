@@ -37,6 +37,7 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use roaring::RoaringBitmap;
 use smallvec::SmallVec;
 
+use crate::column::Column;
 use crate::index::Bitmaps;
 use crate::intern::{table_bytes, ByteSlab, Interner, SlabRef, Sym};
 use crate::model::{RecordRef, StatusSet, TaskStatus, Timestamp};
@@ -210,16 +211,16 @@ pub(crate) struct Shard {
     /// Task id bytes.
     keys: ByteSlab,
     /// The rows, packed (see [`Row`]).
-    rows: Vec<Row>,
+    rows: Column<Row>,
     free_rows: Vec<u32>,
-    pub(crate) devices: Vec<Device>,
+    pub(crate) devices: Column<Device>,
     /// iotId and deviceName bytes of the devices (never freed: devices are permanent).
     device_strs: ByteSlab,
     /// (instance, iotId) → device: one array read a probe (see [`TagTable`]).
     by_iot: TagTable,
     /// Where each device's query reads, by the low bits of its hash (see [`Locality`]): a
     /// power of two of slots, at least as many as devices.
-    locality: Vec<Locality>,
+    locality: Column<Locality>,
     /// The last device whose locality slot was computed, and that slot: a bulk load adds a
     /// device and then posts its first task, and the second finds the slot without hashing.
     locality_memo: Option<(DeviceIdx, usize)>,
@@ -237,12 +238,12 @@ impl Shard {
             variant_free: Vec::new(),
             variant_table: HashTable::new(),
             keys: ByteSlab::default(),
-            rows: Vec::new(),
+            rows: Column::new(),
             free_rows: Vec::new(),
-            devices: Vec::new(),
+            devices: Column::new(),
             device_strs: ByteSlab::default(),
             by_iot: TagTable::default(),
-            locality: Vec::new(),
+            locality: Column::new(),
             locality_memo: None,
             bitmaps: Bitmaps::default(),
             capacity,
@@ -341,8 +342,7 @@ impl Shard {
         if want == self.locality.len() {
             return;
         }
-        self.locality = vec![Locality::EMPTY; want];
-        self.locality.shrink_to_fit();
+        self.locality = Column::filled(want, Locality::EMPTY);
         self.locality_memo = None;
         for d in 0..self.devices.len() as u32 {
             self.refresh_locality(DeviceIdx(d));
@@ -1085,6 +1085,19 @@ impl Shard {
         m.bitmaps += self.bitmaps.heap_bytes();
     }
 
+    /// How many of the columns are held in mappings of their own (see [`Column`]).
+    #[cfg(test)]
+    pub(crate) fn mapped_columns(&self) -> usize {
+        [
+            self.rows.is_mapped(),
+            self.devices.is_mapped(),
+            self.locality.is_mapped(),
+        ]
+        .into_iter()
+        .filter(|&m| m)
+        .count()
+    }
+
     /// Compacts growth slack (after a bulk load).
     pub(crate) fn shrink_to_fit(&mut self) {
         self.rows.shrink_to_fit();
@@ -1102,6 +1115,7 @@ impl Shard {
         self.by_iot
             .shrink_to_fit(|d| device_hash(hasher, devices, strs, d));
         self.size_locality(self.devices.len());
+        self.locality.shrink_to_fit();
     }
 
     /// Checks every invariant between the columns, the dictionaries and the indexes.
@@ -1183,7 +1197,7 @@ impl Shard {
         if self.variant_table.len() != self.variants.len() - self.variant_free.len() {
             return Err("variant table size differs from live variants".into());
         }
-        for d in &self.devices {
+        for d in self.devices.iter() {
             *sym_refs.entry(d.product_key).or_default() += 1;
         }
         for (sym, text, refs) in self.dict.iter() {

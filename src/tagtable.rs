@@ -17,6 +17,8 @@
 //! with no shard lock of its own held (a cross-shard move updates the task directory after
 //! releasing both shards).
 
+use crate::column::Column;
+
 /// Largest address a [`TagTable`] stores.
 pub(crate) const MAX_ADDR: u32 = u32::MAX - 2;
 
@@ -30,7 +32,7 @@ const EMPTY: u32 = 0;
 #[derive(Debug, Default)]
 pub(crate) struct TagTable {
     /// Entries; the length is zero or a power of two.
-    slots: Box<[u32]>,
+    slots: Column<u32>,
     /// The address field's mask (its low bits): the field holds `addr + 1` for every stored
     /// address and is never all ones (that value, with a zero tag, marks a tombstone). The
     /// bits above it hold the same bits of the hash's upper half.
@@ -59,7 +61,7 @@ impl TagTable {
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<u32>()
+        self.slots.capacity() * std::mem::size_of::<u32>()
     }
 
     /// The tag of `hash`, in place: the bits of its upper half above the address field.
@@ -247,6 +249,7 @@ impl TagTable {
         if Self::buckets_for(self.len) < self.slots.len() || self.tombstones > 0 {
             self.rebuild(self.len, 0, &rehash);
         }
+        self.slots.shrink_to_fit(); // a large table settles into huge pages (see `Column`)
     }
 
     fn max_load(&self) -> usize {
@@ -298,7 +301,7 @@ impl TagTable {
         // alone stays rare.
         let bits = bits_for((u64::from(largest) + 2) * 4).max(bits_for(buckets as u64) + 2);
         self.field = u32::MAX.checked_shr(32 - bits.min(32)).unwrap_or(0);
-        self.slots = vec![EMPTY; buckets].into_boxed_slice();
+        self.slots = Column::filled(buckets, EMPTY);
         self.len = 0;
         self.tombstones = 0;
         for a in live {

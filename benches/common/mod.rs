@@ -191,6 +191,9 @@ pub fn build_engine(fleet: &Fleet) -> Engine {
             .unwrap_or_else(|e| panic!("fleet chunk {start}..{end} did not load: {e}"));
         start = end;
     }
+    // As a service does after its initial load (`examples/serve`): the growth slack given
+    // back and the large columns moved onto huge pages.
+    engine.shrink_to_fit();
     engine
 }
 
