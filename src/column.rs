@@ -153,7 +153,11 @@ impl<T> Column<T> {
     /// moves a column of [`MAP_MIN`] bytes or more into a mapping of its own.
     pub(crate) fn shrink_to_fit(&mut self) {
         if self.mapped == 0 {
-            let settle = self.len * Self::ELEM >= MAP_MIN;
+            // Only where a mapping can be made: elsewhere a full column would be copied for
+            // nothing.
+            let settle = cfg!(target_os = "linux")
+                && self.len * Self::ELEM >= MAP_MIN
+                && align_of::<T>() <= PAGE;
             if settle || self.cap > self.len {
                 self.reallocate_into(self.len, settle);
             }
@@ -426,24 +430,25 @@ fn map_huge(bytes: usize) -> Option<(NonNull<u8>, usize)> {
         return None;
     }
     let start = raw as usize;
-    let aligned = start.next_multiple_of(HUGE_PAGE);
-    let head = aligned - start;
+    let head = start.next_multiple_of(HUGE_PAGE) - start;
     let tail = over - head - len;
-    // SAFETY: the head and the tail lie inside the mapping just made, outside the `len` bytes
-    // kept, and nothing refers to them. `madvise` is a hint over those `len` bytes, which
-    // nothing has touched yet; its failure (a kernel without transparent huge pages) leaves
-    // ordinary pages.
-    unsafe {
+    // SAFETY: `head < HUGE_PAGE` keeps `aligned` inside the mapping just made; the head and
+    // the tail lie inside it, outside the `len` bytes kept, and nothing refers to them.
+    // `madvise` is a hint over those `len` bytes, which nothing has touched yet; its failure
+    // (a kernel without transparent huge pages) leaves ordinary pages.
+    let aligned = unsafe {
+        let aligned = raw.cast::<u8>().add(head);
         if head > 0 {
             libc::munmap(raw, head);
         }
         if tail > 0 {
-            libc::munmap((aligned + len) as *mut libc::c_void, tail);
+            libc::munmap(aligned.add(len).cast(), tail);
         }
-        libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
-    }
+        libc::madvise(aligned.cast(), len, libc::MADV_HUGEPAGE);
+        aligned
+    };
     MAPPED.fetch_add(len, Ordering::Relaxed);
-    NonNull::new(aligned as *mut u8).map(|p| (p, len))
+    NonNull::new(aligned).map(|p| (p, len))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -457,11 +462,12 @@ fn map_huge(_bytes: usize) -> Option<(NonNull<u8>, usize)> {
 fn unmap(base: NonNull<u8>, offset: usize, len: usize) {
     // SAFETY: the range lies inside a mapping made by `map_huge` whose owner gives it up: no
     // element is held there any more.
-    let failed = unsafe { libc::munmap(base.as_ptr().add(offset).cast(), len) } != 0;
-    // `munmap` fails only for a range that is not page-aligned or not mapped, which `map_huge`'s
-    // bookkeeping rules out; the pages would then stay mapped, but are never reused.
-    debug_assert!(!failed, "munmap failed");
-    MAPPED.fetch_sub(len, Ordering::Relaxed);
+    let unmapped = unsafe { libc::munmap(base.as_ptr().add(offset).cast(), len) } == 0;
+    // `munmap` can fail (splitting a region at `vm.max_map_count` mappings); the pages then
+    // stay mapped and counted, unused. Never a panic: this runs in `Drop`.
+    if unmapped {
+        MAPPED.fetch_sub(len, Ordering::Relaxed);
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
