@@ -14,9 +14,8 @@
 //! global allocator does not see, so its line adds SQLite's own count
 //! (`sqlite3_memory_used`); ota-index keeps its largest columns in memory mappings of its own
 //! (for huge pages), so its line adds those (`ota_index::mapped_bytes`). A second line per
-//! implementation, `rss …`, gives the growth of
-//! the process's resident anonymous memory (`RssAnon`), which also counts the allocator's
-//! headers and free-list slack.
+//! implementation, `rss …`, gives the growth of the process's resident anonymous memory
+//! (`RssAnon`), which also counts the allocator's headers and free-list slack.
 //!
 //! The child exits without dropping what it built, so a heap profiler's "At t-end" line
 //! cross-checks the count:
@@ -214,7 +213,8 @@ fn main() {
     let exe = std::env::current_exe().expect("this benchmark's path");
     println!(
         "# footprint: bytes = live heap bytes (counting allocator, plus SQLite's own and \
-         ota-index's mappings) after building minus before, in a fresh process per implementation; rss: growth of RssAnon"
+         ota-index's mappings) after building minus before, in a fresh process per \
+         implementation; rss: growth of RssAnon"
     );
     for devices in device_counts() {
         for name in IMPLS.into_iter().filter(|n| selected(n)) {

@@ -53,7 +53,9 @@
 //! stored task is dropped and reported as [`UpsertOutcome::Stale`], so an at-least-once event
 //! stream can replay and reorder freely. [`Engine::load_jsonl`] loads JSON Lines all or
 //! nothing. [`Engine::remove`] deletes a task. Every refused write names the field (and line)
-//! and changes nothing.
+//! and changes nothing. Once a service's initial load is in, [`Engine::shrink_to_fit`] gives
+//! back its growth slack and moves the large columns onto 2 MiB pages (Linux; a few percent
+//! faster queries on a large fleet; [`mapped_bytes`] counts them).
 //!
 //! ## Design
 //!
