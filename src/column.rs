@@ -28,8 +28,8 @@ use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A column of this many bytes or more is given a mapping of its own: the smallest size that
-/// holds a whole 2 MiB page.
+/// A column of this many bytes or more moves into a mapping of its own when shrunk: the
+/// smallest size that holds a whole 2 MiB page.
 const MAP_MIN: usize = HUGE_PAGE;
 
 /// The size (and alignment) of a huge page on x86-64 and most 64-bit Arm kernels.
@@ -59,8 +59,8 @@ pub fn mapped_bytes() -> usize {
     MAPPED.load(Ordering::Relaxed)
 }
 
-/// A growable array, like `Vec<T>`, whose buffer is a huge-page mapping once it is large (see
-/// the module documentation).
+/// A growable array, like `Vec<T>`, whose buffer becomes a huge-page mapping when a large one
+/// is shrunk (see the module documentation).
 pub(crate) struct Column<T> {
     ptr: NonNull<T>,
     len: usize,
@@ -294,8 +294,8 @@ impl Text {
 }
 
 impl<T: Clone> Column<T> {
-    /// A column of `n` copies of `value`, with room for exactly that many (and the page
-    /// rounding of a mapping).
+    /// A column of `n` copies of `value`, with room for exactly that many, held by the global
+    /// allocator (a later [`Column::shrink_to_fit`] maps a large one).
     pub(crate) fn filled(n: usize, value: T) -> Column<T> {
         let mut column = Column::new();
         column.reserve_exact(n);
