@@ -14,6 +14,15 @@
 //! `ShardedLock`) answered no more in total there; reads without a shared write (epochs) are
 //! the step that would close the gap.
 //!
+//! Queries take their shard's lock with `read_recursive`, which enters a shard other readers
+//! hold even while a writer waits for it (a plain `read` queues behind the waiting writer).
+//! Where threads outnumber cores the writer often waits for a reader it has itself preempted
+//! mid-query; with plain reads every other reader of that shard then parked behind it too,
+//! and two readers beside the benches' 100,000-a-second writer on two CPUs answered 0.83–0.89
+//! of their speed alone, 0.91–0.95 with recursive reads (BENCHMARKS.md). The price: a writer
+//! waits until its shard has no reader at all, which at a query's microsecond of hold comes
+//! within microseconds unless readers outnumber shards many times over.
+//!
 //! Writers are serialized by one mutex that also owns the task directory (task id → row).
 //! A write takes the write lock of the one shard it changes (two, in index order, when a task
 //! moves to a device of another shard) for the microsecond it needs, so a reader sees each
@@ -485,7 +494,8 @@ impl Engine {
     /// (`utcCreate` ascending, then `taskId` bytes), as borrowed views.
     ///
     /// The answer holds a read lock on the device's shard until dropped: serialize it and let
-    /// it go (writers to that shard wait meanwhile). Before returning, it starts loading the
+    /// it go (writers to that shard wait meanwhile; other queries, on this thread or another,
+    /// pass a waiting writer and are answered). Before returning, it starts loading the
     /// fields of the answer's first few tasks (they are about to be read), so that their cache
     /// misses overlap.
     pub fn unfinished<'a>(&'a self, query: &Query<'a>) -> Result<Unfinished<'a>, QueryError> {
@@ -747,7 +757,9 @@ impl Engine {
         match device {
             DeviceRef::IotId(iot) => {
                 let (shard, hash) = self.iot_location(instance, iot);
-                let guard = self.inner.shards[shard].0.read();
+                // Recursive: past a waiting writer while other readers hold the shard (see
+                // the module's "Concurrency model").
+                let guard = self.inner.shards[shard].0.read_recursive();
                 let d = guard.find_device_hashed(instance, iot, hash)?;
                 Some((guard, d))
             }
@@ -787,7 +799,8 @@ impl Engine {
         candidates.into_iter().find_map(|loc| {
             let (shard, idx) = self.unloc(loc);
             let d = DeviceIdx(idx);
-            let guard = self.inner.shards[shard].0.read();
+            // Recursive, as in `locate`.
+            let guard = self.inner.shards[shard].0.read_recursive();
             // The rows start loading while the name is compared (when the hint did not
             // start them earlier): medians of 30 interleaved rounds of the mix at 1,000,000
             // devices 972 -> 949 and 973 -> 958 ns.

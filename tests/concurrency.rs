@@ -182,3 +182,63 @@ fn engine_is_send_sync_and_cheap_to_clone() {
     assert_send_sync::<Engine>();
     assert_send_sync::<ota_index::rpc::Service>();
 }
+
+/// A query enters a shard that another answer holds even while a writer waits for that
+/// shard (the engine's readers do not queue behind a waiting writer): otherwise the holder,
+/// the writer and the second reader would wait for one another for as long as the answer is
+/// held. Device queries by `iotId` and by name alike; one shard, so every device shares it.
+#[test]
+fn queries_pass_a_writer_waiting_for_a_held_answer() {
+    use std::sync::mpsc;
+    let engine = Engine::with_shards(1);
+    for d in 0..2 {
+        engine.upsert(&version(0, d, 0)).expect("seed");
+    }
+    // version(0, t, 0) puts task t on device t.
+    let (first, second) = (iot(0), iot(1));
+    let held = engine.unfinished(&Query::by_iot_id(&first)).expect("query");
+    assert_eq!(held.len(), 1);
+    let writer = {
+        let engine = engine.clone();
+        thread::spawn(move || {
+            let mut next = version(0, 1, 0);
+            next.status = TaskStatus::Succeeded;
+            next.utc_modified = Timestamp::from_millis(99_999);
+            engine.upsert(&next)
+        })
+    };
+    // Give the writer time to reach the shard's lock and wait there (it cannot pass `held`).
+    thread::sleep(Duration::from_millis(200));
+    assert!(!writer.is_finished(), "the writer passed a held answer");
+    let (tx, rx) = mpsc::channel();
+    let reader = {
+        let engine = engine.clone();
+        thread::spawn(move || {
+            let by_iot = engine
+                .unfinished(&Query::by_iot_id(&iot(1)))
+                .expect("query")
+                .len();
+            let by_name = engine
+                .unfinished(&Query::by_name("pk-1", "name-001"))
+                .expect("query")
+                .len();
+            tx.send((by_iot, by_name)).expect("send");
+        })
+    };
+    let answered = rx.recv_timeout(Duration::from_secs(30));
+    drop(held); // lets the writer, and a reader stuck behind it, go on
+    assert_eq!(
+        answered,
+        Ok((1, 1)),
+        "a reader queued behind a writer that waits for a held answer (or saw its write early)"
+    );
+    reader.join().expect("reader");
+    assert!(writer.join().expect("writer").is_ok());
+    let after = engine
+        .unfinished(&Query::by_iot_id(&second))
+        .expect("query");
+    assert!(
+        after.is_empty(),
+        "the write applied once the answer was let go"
+    );
+}
