@@ -2,7 +2,7 @@
 //!
 //! # Concurrency model
 //!
-//! Devices are spread over `N` shards ([`DEFAULT_SHARDS`] by default) by a hash of their
+//! Devices are spread over `N` shards ([`default_shards`] by default) by a hash of their
 //! `iotId`; a shard holds its devices, their tasks' rows, its dictionaries and its bitmaps,
 //! behind its own `parking_lot::RwLock`. A device query touches exactly one shard (plus one
 //! small pair directory shard when the device is named by product key and device name), under
@@ -52,22 +52,26 @@ use crate::tagtable::{TagTable, MAX_ADDR};
 use crate::taskkey::{IdText, TaskKey};
 use crate::view::{PlainTask, TaskFields};
 
-/// Shards of a new engine. Writers are serialized by one mutex whatever the count, so shards
-/// buy readers fewer meetings on a lock word, and cost copies: each shard interns the job,
-/// firmware and version strings and the variant tuples of its own tasks, so with `N` shards
-/// the fleet's few thousand variants are held `N` times, and `N` times as many of them must
-/// stay in cache for answers and upserts to find them there. At 1,000,000 devices (the
-/// benchmarks' fleet; builds alternating, medians): the query mix 914 ns with 32 shards, 849
-/// with 16, 792 with 8 (4: as 8); upserts 518, 496 and 460 ns; bulk loads 4 % faster with
-/// 16 than 32; 82.7, 78.9 and 77.6 live bytes a task. Eight lost elsewhere: two readers on
-/// two CPUs beside the benchmarks' 100,000-a-second writer answered 0.67–0.84 of what they
-/// do without it (16 shards: 0.88–0.89; 32: 0.91–1.05), because a reader the writer's
-/// thread preempts still holds its shard's read lock, the writer waits for it, and the
-/// other reader's queries to that shard queue behind the waiting writer: the fewer the
-/// shards, the more often. The read scaling on 16 cores was measured with 32 shards
-/// (BENCHMARKS.md); a service with many more reader threads than CPUs, or than 16, may
-/// prefer [`Engine::with_shards`] with more.
-pub const DEFAULT_SHARDS: usize = 16;
+/// The shard count of [`Engine::new`]: four for each CPU this process may run on
+/// ([`std::thread::available_parallelism`]; 1 when unknown), rounded up to a power of two,
+/// at least 4 and at most 64: 8 on two CPUs, 64 on sixteen. Answers never depend on it.
+///
+/// Writers are serialized by one mutex whatever the count, so shards buy readers fewer
+/// meetings on a lock word, which matters as reader threads (and so CPUs) multiply, and cost
+/// copies and cache: each shard interns the job, firmware and version strings and the
+/// variant tuples of its own tasks, so with `N` shards the fleet's few thousand variants are
+/// held `N` times, and `N` times as many of them must stay in cache for answers and upserts
+/// to find them there. On two CPUs at 1,000,000 devices (three engines in one process, 24
+/// rounds in turn; BENCHMARKS.md): one reader 800 ns a query with 4 shards, 939 with 8, 963
+/// with 16; upserts 515, 570 and 641 ns; but two readers beside the benchmarks' 100,000-a-
+/// second writer answered 0.89 of their speed alone with 4 shards against 0.96 with 8 or
+/// 16 (the writer, waking on a busy CPU, preempts a reader that holds its shard's read lock,
+/// and with fewer shards its next upserts more often need that shard). Four a CPU is
+/// `dashmap`'s rule too. [`Engine::with_shards`] sets any other count.
+pub fn default_shards() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.saturating_mul(4).next_power_of_two().clamp(4, 64)
+}
 
 /// Records a shard-by-shard apply writes under one shard lock: readers of the shard wait for
 /// at most this many inserts.
@@ -452,9 +456,9 @@ fn conflict(rec: &RecordRef<'_>, bound: Binding) -> WriteError {
 }
 
 impl Engine {
-    /// An empty engine with [`DEFAULT_SHARDS`] shards.
+    /// An empty engine with [`default_shards`] shards (four a CPU).
     pub fn new() -> Engine {
-        Engine::with_shards(DEFAULT_SHARDS)
+        Engine::with_shards(default_shards())
     }
 
     /// An empty engine with `shards` shards (at least 1, at most 4096).
@@ -1992,6 +1996,19 @@ mod tests {
         drop(answer);
         assert_eq!(hinted_row(&engine, &pk, &dn), first_row());
         engine.internal_validate().unwrap();
+    }
+
+    /// Four shards a CPU, a power of two from 4 to 64, and what `Engine::new` uses.
+    #[test]
+    fn default_shards_follow_the_cpus() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let n = default_shards();
+        assert!(n.is_power_of_two() && (4..=64).contains(&n), "{n}");
+        assert!(
+            n >= (4 * cpus).min(64) && (n == 4 || n / 2 < 4 * cpus),
+            "{n} for {cpus}"
+        );
+        assert_eq!(Engine::new().shards(), n);
     }
 
     /// A one-shard engine over 30,000 devices moves its rows (3 MB) into a huge-page mapping of
