@@ -72,7 +72,8 @@
 //!   and job, roaring bitmaps ([`Engine::count_tasks`]). A device query walks the posting
 //!   list; the bitmaps serve fleet-wide sets, and the planner uses the module bitmap when it
 //!   is much smaller than a device's list (see `benches/planner.rs`).
-//! - **Concurrency.** Devices are spread over shards, each behind its own reader-writer lock;
+//! - **Concurrency.** Devices are spread over shards ([`default_shards`]: four a CPU), each
+//!   behind its own reader-writer lock, which queries enter even past a waiting writer;
 //!   writers are serialized. See [`engine`] for the model and why.
 //! - **Scale-out.** [`shard_of`] is a frozen function from `iotId` to one of `n` service
 //!   instances: route each device's events and queries by it.
