@@ -23,7 +23,7 @@
 //! waits until its shard has no reader at all. At a query's microsecond of hold that comes
 //! within microseconds while the readers run, but a reader the writer preempted holds the
 //! shard until the scheduler runs it again: beside two readers that keep both CPUs busy, the
-//! benches' writer made 86,000–97,000 of its 100,000 upserts a second (98,900–99,700 with
+//! benches' writer made 86,000–98,600 of its 100,000 upserts a second (98,900–99,700 with
 //! plain reads, whose convoys freed a CPU for it). A writer with a CPU to spare keeps its rate.
 //!
 //! Writers are serialized by one mutex that also owns the task directory (task id → row).
