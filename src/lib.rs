@@ -140,10 +140,9 @@ mod taskkey;
 pub mod view;
 
 pub use column::mapped_bytes;
-pub use engine::default_shards;
 pub use engine::{
-    Binding, DeviceHint, Engine, MemoryUsage, TaskFilter, TaskView, Unfinished, UpsertOutcome,
-    WriteError, WriteSummary,
+    default_shards, Binding, DeviceHint, Engine, MemoryUsage, TaskFilter, TaskView, Unfinished,
+    UpsertOutcome, WriteError, WriteSummary,
 };
 pub use ingest::{LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES};
 pub use model::{
