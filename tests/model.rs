@@ -519,6 +519,75 @@ proptest! {
     }
 }
 
+/// An event of a stored task: which task (an index into the store's tasks), its new status,
+/// `utcModified` and `utcCreate` (indices into [`TIMES`]), and whether one string changes
+/// (the module), which takes the batch off the path for the usual event.
+type Event = (usize, usize, usize, usize, bool);
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// A batch of the usual events, stored tasks with every string unchanged (status
+    /// changes, some stale, some of the same task one after the other, some moving a task's
+    /// creation time), written shard by shard: the same counts and the same store as one by
+    /// one, through `write_batch` and a bulk load alike; and so when one event changes a
+    /// string too.
+    #[test]
+    fn a_batch_of_status_events_is_its_records_upserted_in_order(
+        shards in 1usize..5,
+        prior in proptest::collection::vec(rec(), 1..12),
+        events in proptest::collection::vec(
+            (any::<usize>(), 0..7usize, 0..TIMES.len(), 0..TIMES.len(), proptest::bool::weighted(0.05)),
+            0..16,
+        ),
+    ) {
+        let [batched, loaded, one_by_one] = [0; 3].map(|_| Engine::with_shards(shards));
+        for r in &prior {
+            let r = r.record();
+            for engine in [&batched, &loaded, &one_by_one] {
+                let _ = engine.upsert(&r);
+            }
+        }
+        let stored = sorted_tasks(&one_by_one);
+        prop_assume!(!stored.is_empty());
+        let records: Vec<TaskRecord> = events
+            .iter()
+            .map(|&(task, status, modified, created, other_module): &Event| {
+                let mut r = stored[task % stored.len()].clone();
+                r.status = TaskStatus::ALL[status];
+                r.utc_modified = Timestamp::from_millis(TIMES[modified]);
+                r.utc_create = Timestamp::from_millis(TIMES[created]);
+                if other_module {
+                    r.module_name = format!("{}-x", r.module_name);
+                }
+                r
+            })
+            .collect();
+        let refs: Vec<_> = records.iter().map(TaskRecord::as_ref).collect();
+        let want = upsert_in_order(&one_by_one, &records);
+        prop_assert!(want.is_ok(), "events of stored tasks are never refused: {:?}", want);
+        prop_assert_eq!(batched.write_batch(&refs), want.clone());
+        prop_assert_eq!(loaded.load_jsonl(&to_jsonl(&records)).map(|r| r.summary), Ok(want.unwrap()));
+        prop_assert_eq!(sorted_tasks(&batched), sorted_tasks(&one_by_one));
+        prop_assert_eq!(sorted_tasks(&loaded), sorted_tasks(&one_by_one));
+        for engine in [&batched, &loaded] {
+            prop_assert!(engine.internal_validate().is_ok());
+            // The answers too (the device posting lists and status bitmaps).
+            for (iot, _, _) in DEVICES {
+                for instance in INSTANCES {
+                    let query = Query::by_iot_id(iot).instance(instance);
+                    let answer = |e: &Engine| {
+                        e.unfinished(&query)
+                            .map(|a| a.iter().map(|t| t.to_record()).collect::<Vec<_>>())
+                            .map_err(|e| e.to_string())
+                    };
+                    prop_assert_eq!(answer(engine), answer(&one_by_one));
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn binding_outlives_its_tasks() {
     let engine = Engine::new();
