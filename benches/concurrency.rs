@@ -3,6 +3,15 @@
 //! bigger machine), without and with one writer thread upserting existing tasks at a steady,
 //! paced rate (100,000 a second unless `OTA_BENCH_WRITES_PER_SEC` says otherwise).
 //!
+//! The writer is an event-stream consumer: it wakes every millisecond
+//! (`OTA_BENCH_WRITER_TICK_US`) and applies the events due since its last wakeup, paced by
+//! the clock, as one [`Engine::write_batch`] (status changes of stored tasks); with
+//! `OTA_BENCH_WRITER=each` it upserts them one by one ([`Engine::upsert`]) instead (the
+//! writer of the reports before, with `OTA_BENCH_WRITER_TICK_US=200`). After each benchmark
+//! it prints its rate while the readers ran (events due in its last tick before they were
+//! done are not counted, about a millisecond's worth a round) and how many events were due
+//! at a wakeup, on average and at most: a writer that keeps up finds about a tick's worth.
+//!
 //! For comparison the read-only baselines run the same reader counts without a writer:
 //! `naive-hashmap-readers-<n>` and `floor-prerendered-readers-<n>` (SQLite's connection is
 //! not `Sync`, so it has no multi-reader run). `OTA_BENCH_IMPLS` selects as in the other
@@ -37,15 +46,32 @@ use common::{
 /// 2030-01-01T00:00:00Z: later than every `utcModified` of the fleet.
 const FUTURE_MS: i64 = 1_893_456_000_000;
 
+/// How the writer applies the events due at a wakeup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    /// One `write_batch` of them all.
+    Batch,
+    /// `upsert` each.
+    Each,
+}
+
 /// The writer's changes: existing tasks, each upsert a new status and a newer `utcModified`.
 struct Writer {
     pool: Vec<TaskRecord>,
     /// Changes made so far (also the millisecond offset of the next `utcModified`).
     changes: u64,
     rate: u64,
-    /// Upserts and time spent writing, over every round of the current benchmark.
+    mode: WriteMode,
+    tick: Duration,
+    /// Pool indices of the batch being made (reused).
+    batch: Vec<usize>,
+    /// Over every round of the current benchmark: upserts, time spent writing, wakeups that
+    /// found events due, events found due at those wakeups, and the most found due at one.
     written: u64,
     busy: Duration,
+    wakeups: u64,
+    behind: u64,
+    most_behind: u64,
 }
 
 impl Writer {
@@ -55,38 +81,88 @@ impl Writer {
             .step_by(step as usize)
             .flat_map(|i| fleet.device_tasks(i))
             .collect();
+        let mode = match std::env::var("OTA_BENCH_WRITER").as_deref() {
+            Ok("each") => WriteMode::Each,
+            Ok("batch") | Err(_) => WriteMode::Batch,
+            Ok(other) => panic!("OTA_BENCH_WRITER={other:?}: expected batch or each"),
+        };
+        let tick = std::env::var("OTA_BENCH_WRITER_TICK_US")
+            .ok()
+            .map(|s| {
+                s.trim().parse().unwrap_or_else(|_| {
+                    panic!("OTA_BENCH_WRITER_TICK_US={s:?}: expected microseconds")
+                })
+            })
+            .unwrap_or(1_000);
         Writer {
             pool,
             changes: 0,
             rate,
+            mode,
+            tick: Duration::from_micros(tick),
+            batch: Vec::new(),
             written: 0,
             busy: Duration::ZERO,
+            wakeups: 0,
+            behind: 0,
+            most_behind: 0,
         }
     }
 
-    fn upsert_next(&mut self, engine: &Engine) {
+    /// The next change: the pool's next task with the next status and a newer `utcModified`;
+    /// its index in the pool.
+    fn next_change(&mut self) -> usize {
         let len = self.pool.len() as u64;
         let k = self.changes;
-        let record = &mut self.pool[(k % len) as usize];
+        let i = (k % len) as usize;
+        let record = &mut self.pool[i];
         record.status = TaskStatus::ALL[((k / len) % 7) as usize];
         record.utc_modified = Timestamp::from_millis(FUTURE_MS + k as i64);
-        let outcome = engine.upsert(record);
-        debug_assert_eq!(outcome, Ok(UpsertOutcome::Replaced));
-        black_box(outcome).expect("upsert of an existing task");
         self.changes += 1;
+        i
     }
 
-    /// Upserts at `rate` a second, paced by the clock, until `stop`.
+    /// Applies the next `n` changes.
+    fn write(&mut self, engine: &Engine, n: u64) {
+        match self.mode {
+            WriteMode::Each => {
+                for _ in 0..n {
+                    let i = self.next_change();
+                    let outcome = engine.upsert(&self.pool[i]);
+                    debug_assert_eq!(outcome, Ok(UpsertOutcome::Replaced));
+                    black_box(outcome).expect("upsert of an existing task");
+                }
+            }
+            WriteMode::Batch => {
+                let mut batch = std::mem::take(&mut self.batch);
+                batch.clear();
+                batch.extend((0..n).map(|_| self.next_change()));
+                let refs: Vec<_> = batch.iter().map(|&i| self.pool[i].as_ref()).collect();
+                let summary = engine
+                    .write_batch(&refs)
+                    .expect("a batch of existing tasks");
+                debug_assert_eq!(summary.replaced, refs.len());
+                black_box(summary);
+                self.batch = batch;
+            }
+        }
+    }
+
+    /// Applies the events due at `rate` a second, paced by the clock, at each wakeup until
+    /// `stop`.
     fn run(&mut self, engine: &Engine, stop: &AtomicBool) {
         let start = Instant::now();
         let mut done = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let due = (start.elapsed().as_nanos() * u128::from(self.rate) / 1_000_000_000) as u64;
-            while done < due {
-                self.upsert_next(engine);
-                done += 1;
+            if due > done {
+                self.wakeups += 1;
+                self.behind += due - done;
+                self.most_behind = self.most_behind.max(due - done);
+                self.write(engine, due - done);
+                done = due;
             }
-            thread::sleep(Duration::from_micros(200));
+            thread::sleep(self.tick);
         }
         self.written += done;
         self.busy += start.elapsed();
@@ -95,15 +171,23 @@ impl Writer {
     fn report(&mut self, name: &str) {
         if self.written > 0 {
             eprintln!(
-                "[bench] {name}: writer made {} upserts in {:.2} s = {:.0}/s (target {}/s)",
+                "[bench] {name}: writer made {} upserts in {:.2} s = {:.0}/s (target {}/s); \
+                 {:?} every {} us, {:.1} events due a wakeup, at most {}",
                 self.written,
                 self.busy.as_secs_f64(),
                 self.written as f64 / self.busy.as_secs_f64(),
-                self.rate
+                self.rate,
+                self.mode,
+                self.tick.as_micros(),
+                self.behind as f64 / self.wakeups.max(1) as f64,
+                self.most_behind,
             );
         }
         self.written = 0;
         self.busy = Duration::ZERO;
+        self.wakeups = 0;
+        self.behind = 0;
+        self.most_behind = 0;
     }
 }
 
