@@ -1,7 +1,9 @@
 //! Group `ingest`: bulk load of the fleet's JSON Lines into an empty store
 //! (`load/<impl>`, throughput in tasks), and single upserts of existing tasks, each a status
 //! change with a newer `utcModified` than any before (`upsert/<impl>`, throughput in
-//! upserts), for ota-index and naive-hashmap.
+//! upserts), for ota-index and naive-hashmap; and the same changes a hundred at a time with
+//! `Engine::write_batch`, as a stream consumer applies them (`upsert-batch-100/ota-index`,
+//! throughput in upserts).
 //!
 //! ```text
 //! OTA_BENCH_DEVICES=100000 cargo bench --bench ingest -- --sample-size 10
@@ -19,6 +21,9 @@ use common::{
     build_engine, device_counts, selected, timed, NaiveOutcome, NaiveStore, NaiveTask, NAIVE,
     OTA_INDEX,
 };
+
+/// Changes a `upsert-batch-<n>/ota-index` iteration applies with one `write_batch`.
+const EVENT_BATCH: u64 = 100;
 
 /// Existing tasks the upsert benchmarks cycle through.
 const UPSERT_POOL: u64 = 100_000;
@@ -138,6 +143,29 @@ fn ingest(c: &mut Criterion) {
                     });
                 },
             );
+            // The same changes as a stream consumer applies them: a batch at a time.
+            group.throughput(Throughput::Elements(EVENT_BATCH));
+            group.bench_function(
+                BenchmarkId::new(format!("upsert-batch-{EVENT_BATCH}/{OTA_INDEX}"), devices),
+                |b| {
+                    b.iter(|| {
+                        let len = pool.len() as u64;
+                        for j in 0..EVENT_BATCH {
+                            next_change(&mut pool, k + j);
+                        }
+                        let refs: Vec<_> = (0..EVENT_BATCH)
+                            .map(|j| pool[((k + j) % len) as usize].as_ref())
+                            .collect();
+                        k += EVENT_BATCH;
+                        black_box(engine.write_batch(&refs))
+                    });
+                },
+            );
+            group.throughput(Throughput::Elements(1));
+            assert_eq!(engine.len() as u64, tasks, "changes add nothing");
+            engine
+                .internal_validate()
+                .expect("engine invariants after batches of changes");
         }
         if selected(NAIVE) {
             let mut store = timed(&format!("{NAIVE} build, {devices} devices"), || {
