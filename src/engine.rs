@@ -22,9 +22,11 @@
 //! of their speed alone, 0.91–0.95 with recursive reads (BENCHMARKS.md). The price: a writer
 //! waits until its shard has no reader at all. At a query's microsecond of hold that comes
 //! within microseconds while the readers run, but a reader the writer preempted holds the
-//! shard until the scheduler runs it again: beside two readers that keep both CPUs busy, the
-//! benches' writer made 86,000–98,600 of its 100,000 upserts a second (98,900–99,700 with
-//! plain reads, whose convoys freed a CPU for it). A writer with a CPU to spare keeps its rate.
+//! shard until the scheduler runs it again: beside two readers that keep both CPUs busy, a
+//! writer upserting one by one made 86,000–98,600 of its 100,000 upserts a second
+//! (98,900–99,700 with plain reads, whose convoys freed a CPU for it). A writer with a CPU to
+//! spare keeps its rate, and so does one that applies its events in batches
+//! ([`Engine::write_batch`]), which waits for such a reader about once a batch (below).
 //!
 //! Writers are serialized by one mutex that also owns the task directory (task id → row).
 //! A write takes the write lock of the one shard it changes (two, in index order, when a task
