@@ -478,6 +478,9 @@ fn by_shard(shards: usize, shard_of: impl Iterator<Item = u32> + Clone) -> (Vec<
     (start, order)
 }
 
+/// Read guards of the shards a plan has touched, by shard ([`Engine::plan_in_place`]).
+type Guards<'e> = SmallVec<[Option<RwLockReadGuard<'e, Shard>>; 64]>;
+
 /// A record's stored task in its device's shard ([`Engine::find_here`]).
 #[derive(Debug, Clone, Copy)]
 struct Found {
@@ -1000,12 +1003,15 @@ impl Engine {
     /// one-by-one upserts would refuse, the same error, and nothing changed.
     ///
     /// The way to feed an event stream: a batch of status changes (stored tasks, every
-    /// string as stored) needs no validation and goes in shard by shard, one lock a shard,
-    /// skipping shards that readers hold until the others are done; it costs less than
-    /// upserting its records one by one (about 400 against 450 ns a record in batches of 100
-    /// at 1,000,000 devices, BENCHMARKS.md), and its writer waits for readers about once a
-    /// batch rather than at each record whose shard a reader holds. Readers may see such a batch's
-    /// records of different shards go in out of input order (each task's records in order).
+    /// string as stored) needs no validation and goes in shard by shard, one lock a shard
+    /// for up to 256 of its records, skipping shards that readers hold until the others are
+    /// done; it costs less than upserting its records one by one (about 400 against 450 ns a
+    /// record in batches of 100 at 1,000,000 devices, BENCHMARKS.md), and its writer waits
+    /// for readers about once a batch rather than at each record whose shard a reader holds.
+    /// Readers may see such a batch's records of different shards go in out of input order
+    /// (each task's records in order). A batch is all or nothing: where one by one a bad
+    /// event would be refused alone, here it refuses the batch, and the error's index names
+    /// it (drop it and write the rest).
     ///
     /// ```
     /// # use ota_index::{Engine, TaskRecord, TaskStatus, Timestamp, WriteSummary};
@@ -1607,9 +1613,9 @@ impl Engine {
     /// device's shard) with every string equal to the stored task's; `None` as soon as one
     /// does not (the general path decides then). Such a record needs no validation (its
     /// strings were validated when stored) and makes no new binding, so no record can be
-    /// refused. Shards are read with `read_recursive`, all of them for the whole plan: only
-    /// writers change shards, and this one holds the writer lock, so nothing changes between
-    /// the plan and the writes, and no reader is waited for. Each record's two buckets (its
+    /// refused. Shards are read with `read_recursive`, each from its first record to the end
+    /// of the plan: only writers change shards, and this one holds the writer lock, so
+    /// nothing changes between the plan and the writes, and no reader is waited for. Each record's two buckets (its
     /// device's in the `iotId` table, its task's in the directory) start loading
     /// [`PLAN_AHEAD`] records before it is looked up: 515–519 → 391–403 ns a record for the
     /// benches' writer's batches of 100 status events at 1,000,000 devices (medians of 10
@@ -1620,53 +1626,57 @@ impl Engine {
         n: usize,
         get: &impl Fn(usize) -> RecordRef<'r>,
     ) -> Option<Vec<(u32, Found)>> {
-        // Every shard at once, for the whole plan: one lock word write a shard, not a record.
-        let shards: SmallVec<[RwLockReadGuard<'_, Shard>; 64]> = self
-            .inner
-            .shards
-            .iter()
-            .map(|s| s.0.read_recursive())
-            .collect();
-        // A record's place: (instance, shard, device hash, task hash). Found PLAN_AHEAD
-        // records ahead, with the two buckets they probe on the way.
-        let place = |i: usize| {
-            let rec = get(i);
-            if !rec.within_field_lengths() {
-                return None;
-            }
-            let instance = self.known_instance(rec.iot_instance_id)?;
-            let (target, device_hash) = self.iot_location(instance, rec.iot_id);
-            let hash = self.task_hash(instance, rec.task_id);
-            shards[target].prefetch_bucket(device_hash);
-            dir.table.prefetch(hash);
-            Some((instance, target, device_hash, hash))
-        };
-        let mut ahead = std::collections::VecDeque::with_capacity(PLAN_AHEAD);
+        // Each shard's guard, taken when a record first needs the shard and kept for the
+        // whole plan: one lock word write a shard, not a record.
+        let mut shards: Guards<'_> = self.inner.shards.iter().map(|_| None).collect();
+        let mut ahead = std::collections::VecDeque::with_capacity(PLAN_AHEAD.min(n));
         for i in 0..n.min(PLAN_AHEAD) {
-            ahead.push_back(place(i)?);
+            ahead.push_back(self.place(&mut shards, dir, &get(i))?);
         }
-        let mut plan = Vec::with_capacity(n);
+        // Sized once the first record is found in place (a bulk load of new tasks stops at
+        // its first record).
+        let mut plan = Vec::new();
         for i in 0..n {
             if i + PLAN_AHEAD < n {
-                ahead.push_back(place(i + PLAN_AHEAD)?);
+                ahead.push_back(self.place(&mut shards, dir, &get(i + PLAN_AHEAD))?);
             }
             let (instance, target, device_hash, hash) = ahead.pop_front()?;
+            let shard = shards[target].as_deref()?;
             let rec = get(i);
-            let found = self.find_here(
-                dir,
-                &shards[target],
-                target,
-                instance,
-                &rec,
-                device_hash,
-                hash,
-            )?;
+            let found = self.find_here(dir, shard, target, instance, &rec, device_hash, hash)?;
             if !found.all_same() {
                 return None;
+            }
+            if plan.is_empty() {
+                plan.reserve_exact(n);
             }
             plan.push((target as u32, found));
         }
         Some(plan)
+    }
+
+    /// A record's place for [`Engine::plan_in_place`]: (instance, shard, device hash, task
+    /// hash), with the two buckets it will probe on the way (its device's in the shard's
+    /// `iotId` table, its task's in the directory); the shard's guard taken into `shards` if
+    /// not held yet. `None` when the record cannot be the usual event (a string over its
+    /// length, an unknown instance).
+    fn place<'e>(
+        &'e self,
+        shards: &mut Guards<'e>,
+        dir: &Directory,
+        rec: &RecordRef<'_>,
+    ) -> Option<(InstanceId, usize, u64, u64)> {
+        if !rec.within_field_lengths() {
+            return None;
+        }
+        let instance = self.known_instance(rec.iot_instance_id)?;
+        let (target, device_hash) = self.iot_location(instance, rec.iot_id);
+        let hash = self.task_hash(instance, rec.task_id);
+        let shard =
+            shards[target].get_or_insert_with(|| self.inner.shards[target].0.read_recursive());
+        shard.prefetch_bucket(device_hash);
+        dir.table.prefetch(hash);
+        Some((instance, target, device_hash, hash))
     }
 
     /// Applies a plan of [`Engine::plan_in_place`] shard by shard, each shard's records in
@@ -2183,9 +2193,10 @@ mod tests {
         }
         let shard = |t: &TaskRecord| engine.shard_index(&t.iot_id);
         // The held shard comes first by input and by index alike.
+        let lowest = tasks.iter().map(shard).min().expect("tasks");
         let pick = |first: bool| {
-            let t = tasks.iter().find(|t| (shard(t) == 0) == first);
-            t.expect("40 devices over 4 shards").clone()
+            let t = tasks.iter().find(|t| (shard(t) == lowest) == first);
+            t.expect("40 devices over 4 shards, not all in one").clone()
         };
         let (held, free) = (pick(true), pick(false));
         let answer = engine.unfinished(&Query::by_iot_id(&held.iot_id)).unwrap();
@@ -2234,6 +2245,96 @@ mod tests {
             !unfinished(&held),
             "the held shard's record went in once let go"
         );
+        engine.internal_validate().unwrap();
+    }
+
+    /// A batch with more than a run (256) of events for a held shard, and events for the
+    /// others: the others go in first, the held shard's runs once it is let go, each
+    /// shard's events in input order (a task's later events win); the store is the one
+    /// upserting the events one by one leaves.
+    #[test]
+    fn a_batch_writes_a_held_shard_in_runs_once_let_go() {
+        use std::time::{Duration, Instant};
+        let [engine, one_by_one] = [0; 2].map(|_| Engine::with_shards(2));
+        let fleet = crate::fleet::Fleet::new(300);
+        let mut tasks: Vec<TaskRecord> = (0..300).flat_map(|d| fleet.device_tasks(d)).collect();
+        for t in &mut tasks {
+            t.status = TaskStatus::Queued;
+        }
+        for t in &tasks {
+            engine.upsert(t).unwrap();
+            one_by_one.upsert(t).unwrap();
+        }
+        let shard = |t: &TaskRecord| engine.shard_index(&t.iot_id);
+        let held = shard(&tasks[0]);
+        let (mine, other): (Vec<&TaskRecord>, Vec<&TaskRecord>) =
+            tasks.iter().partition(|t| shard(t) == held);
+        assert!(mine.len() > 2 * BY_SHARD_RUN / 3 && !other.is_empty());
+        // Every task of the held shard three times (queued, in progress, then a replayed
+        // older event), then one event of the other shard.
+        let mut events = Vec::new();
+        for (k, status) in [
+            (1, TaskStatus::Queued),
+            (2, TaskStatus::InProgress),
+            (0, TaskStatus::Succeeded),
+        ] {
+            for t in &mine {
+                events.push(TaskRecord {
+                    status,
+                    utc_modified: Timestamp::from_millis(t.utc_modified.as_millis() + k),
+                    ..(*t).clone()
+                });
+            }
+        }
+        assert!(events.len() > BY_SHARD_RUN);
+        let free = TaskRecord {
+            status: TaskStatus::Succeeded,
+            utc_modified: Timestamp::from_millis(other[0].utc_modified.as_millis() + 1),
+            ..other[0].clone()
+        };
+        events.push(free.clone());
+        let answer = engine
+            .unfinished(&Query::by_iot_id(&tasks[0].iot_id))
+            .unwrap();
+        let writer = {
+            let (engine, events) = (engine.clone(), events.clone());
+            std::thread::spawn(move || {
+                let refs: Vec<_> = events.iter().map(TaskRecord::as_ref).collect();
+                engine.write_batch(&refs)
+            })
+        };
+        // By a query: `get` takes the writer lock, which the waiting writer holds.
+        let written = || {
+            let answer = engine.unfinished(&Query::by_iot_id(&free.iot_id)).unwrap();
+            let found = !answer.iter().any(|v| v.task_id() == free.task_id);
+            found
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !written() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let free_first = written();
+        drop(answer);
+        let summary = writer
+            .join()
+            .expect("writer")
+            .expect("events of stored tasks");
+        assert!(
+            free_first,
+            "the free shard's event waited for the held shard"
+        );
+        let mut want = WriteSummary::default();
+        for e in &events {
+            want.count(one_by_one.upsert(e).unwrap());
+        }
+        assert_eq!(summary, want);
+        assert_eq!(want.stale, mine.len());
+        let sorted = |e: &Engine| {
+            let mut t = e.tasks();
+            t.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+            t
+        };
+        assert_eq!(sorted(&engine), sorted(&one_by_one));
         engine.internal_validate().unwrap();
     }
 
