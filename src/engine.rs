@@ -40,7 +40,7 @@
 //! once its shard's records are in. A batch of usual events leaves a shard some reader holds
 //! for later while another shard has records waiting: a stream consumer that applies what
 //! arrived since its last wakeup as one batch waits for readers about once a batch, where
-//! upserts one by one may wait at each record (below).
+//! upserts one by one may wait at each record (above).
 //!
 //! Chosen over a snapshot swap (a second copy of the store doubles memory, the first cost of
 //! this crate) and over one global lock (its lock word alone caps read scaling).
