@@ -8,11 +8,13 @@
 //! small pair directory shard when the device is named by product key and device name), under
 //! a read lock, so readers never wait for each other. They do each write their shard's lock
 //! word (taking and releasing the read lock), and on many cores that cache line travels: on a
-//! 16-core machine 16 readers answered 12 times what one does (with 32 shards, the default
-//! then), where the lock-free baselines reach 15 to 16 (BENCHMARKS.md). The word has cache
-//! lines to itself (the shard is 128-byte aligned); striping it per thread (crossbeam's
-//! `ShardedLock`) answered no more in total there; reads without a shared write (epochs) are
-//! the step that would close the gap.
+//! 16-core machine 16 readers answered 11.5–14.4 times what one does (64 shards; 12 with 32
+//! in an earlier session), where the lock-free naive store reached 14.9 and the floor 18.5
+//! (BENCHMARKS.md). The word has cache lines to itself (the shard is 128-byte aligned);
+//! striping it per thread (crossbeam's `ShardedLock`) answered no more in total there;
+//! writing it once a query rather than three times (the service's usual request keeps its
+//! hint's lock for the query) answered more at every reader count alike, and 128 or 256
+//! shards as many as 64: what is left of the gap is not the lock word alone.
 //!
 //! Queries take their shard's lock with `read_recursive`, which enters a shard other readers
 //! hold even while a writer waits for it (a plain `read` queues behind the waiting writer).
@@ -569,6 +571,16 @@ impl Engine {
         &'a self,
         query: &Query<'a>,
     ) -> Result<Unfinished<'a>, QueryError> {
+        self.unfinished_held(query, None)
+    }
+
+    /// [`Engine::unfinished_checked`] with the shard lock a [`HeldHint`] took, used when the
+    /// query's device is in that shard (and dropped first otherwise).
+    pub(crate) fn unfinished_held<'a>(
+        &'a self,
+        query: &Query<'a>,
+        held: Option<HeldHint<'a>>,
+    ) -> Result<Unfinished<'a>, QueryError> {
         let instance_name = query.instance_name();
         let instance = self.instance_for_read(instance_name)?;
         let mut answer = Unfinished {
@@ -576,7 +588,7 @@ impl Engine {
             rows: SmallVec::new(),
             instance: instance_name,
         };
-        let Some((guard, device)) = self.locate(instance, query.device) else {
+        let Some((guard, device)) = self.locate(instance, query.device, held) else {
             return Ok(answer);
         };
         let module = match query.module.filter(|m| !m.is_empty()) {
@@ -809,17 +821,26 @@ impl Engine {
     }
 
     /// The shard (read-locked) and device a query names, if the device is known.
-    fn locate(
-        &self,
+    fn locate<'a>(
+        &'a self,
         instance: InstanceId,
         device: DeviceRef<'_>,
-    ) -> Option<(RwLockReadGuard<'_, Shard>, DeviceIdx)> {
+        held: Option<HeldHint<'a>>,
+    ) -> Option<(RwLockReadGuard<'a, Shard>, DeviceIdx)> {
         match device {
             DeviceRef::IotId(iot) => {
                 let (shard, hash) = self.iot_location(instance, iot);
-                // Recursive: past a waiting writer while other readers hold the shard (see
-                // the module's "Concurrency model").
-                let guard = self.inner.shards[shard].0.read_recursive();
+                // The hint's lock when it is this shard's; otherwise it goes before another
+                // is taken (a reader never waits for a lock while holding one).
+                let guard = match held {
+                    Some(h) if h.shard == shard => h.guard,
+                    other => {
+                        drop(other);
+                        // Recursive: past a waiting writer while other readers hold the shard
+                        // (see the module's "Concurrency model").
+                        self.inner.shards[shard].0.read_recursive()
+                    }
+                };
                 let d = guard.find_device_hashed(instance, iot, hash)?;
                 Some((guard, d))
             }
@@ -827,10 +848,24 @@ impl Engine {
                 product_key,
                 device_name,
             } => {
+                drop(held);
                 let (guard, _, d) = self.find_pair(instance, product_key, device_name)?;
                 Some((guard, d))
             }
         }
+    }
+
+    /// The first step of a device hint for a device named by `iotId` in the default
+    /// instance, keeping its shard's read lock for the query ([`Engine::unfinished_held`]):
+    /// the shard's lock word is written once a query rather than once for each of the hint's
+    /// two steps and again for the query. For the service's fast path only, where nothing
+    /// but parsing the request comes between the hint and the query (the lock delays writers
+    /// of the shard meanwhile). `None` when a writer holds the shard.
+    pub(crate) fn hold_iot_hint(&self, iot: &str) -> Option<HeldHint<'_>> {
+        let (shard, hash) = self.iot_location(InstanceId(0), iot);
+        let guard = self.inner.shards[shard].0.try_read_recursive()?;
+        guard.prefetch_bucket(hash);
+        Some(HeldHint { shard, hash, guard })
     }
 
     /// The device bound to a pair: candidates from the pair directory, confirmed in their
@@ -2001,6 +2036,20 @@ impl std::fmt::Debug for Unfinished<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceHint(Hint);
 
+/// A device hint holding its shard's read lock ([`Engine::hold_iot_hint`]).
+pub(crate) struct HeldHint<'a> {
+    shard: usize,
+    hash: u64,
+    guard: RwLockReadGuard<'a, Shard>,
+}
+
+impl HeldHint<'_> {
+    /// The hint's second step ([`Engine::prefetch_device_record`]) under the held lock.
+    pub(crate) fn prefetch_record(&self) {
+        self.guard.prefetch_device(self.hash);
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Hint {
     /// A device named by `iotId`: its shard and its hash in the shard's `iotId` table.
@@ -2355,7 +2404,7 @@ mod tests {
         // Found by `iotId`, which leaves the pair's entry alone.
         let first_row = || {
             let (guard, d) = engine
-                .locate(InstanceId(0), DeviceRef::IotId(&iot))
+                .locate(InstanceId(0), DeviceRef::IotId(&iot), None)
                 .unwrap();
             guard.first_unfinished(d).unwrap().0
         };
@@ -2366,7 +2415,7 @@ mod tests {
         assert_eq!(hinted_row(&engine, &pk, &dn), first);
         let name = {
             let (guard, d) = engine
-                .locate(InstanceId(0), DeviceRef::IotId(&iot))
+                .locate(InstanceId(0), DeviceRef::IotId(&iot), None)
                 .unwrap();
             guard.device(d).name.0
         };

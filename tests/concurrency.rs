@@ -242,3 +242,48 @@ fn queries_pass_a_writer_waiting_for_a_held_answer() {
         "the write applied once the answer was let go"
     );
 }
+
+/// The same through the RPC face: the service's usual request keeps its hint's shard lock
+/// for its query, and must take it past a writer waiting for a shard another answer holds
+/// (a hint that waited for the lock, or queued behind the writer, would hang here).
+#[test]
+fn service_queries_pass_a_writer_waiting_for_a_held_answer() {
+    use ota_index::rpc::{HttpRequest, Service};
+    use std::sync::mpsc;
+    let engine = Engine::with_shards(1);
+    for d in 0..2 {
+        engine.upsert(&version(0, d, 0)).expect("seed");
+    }
+    let first = iot(0);
+    let held = engine.unfinished(&Query::by_iot_id(&first)).expect("query");
+    let writer = {
+        let engine = engine.clone();
+        thread::spawn(move || {
+            let mut next = version(0, 1, 0);
+            next.status = TaskStatus::Succeeded;
+            next.utc_modified = Timestamp::from_millis(99_999);
+            engine.upsert(&next)
+        })
+    };
+    thread::sleep(Duration::from_millis(200));
+    assert!(!writer.is_finished(), "the writer passed a held answer");
+    let (tx, rx) = mpsc::channel();
+    let reader = {
+        let service = Service::new(engine.clone());
+        thread::spawn(move || {
+            let mut body = Vec::new();
+            let request = format!("Action=ListOTAUnfinishedTaskByDevice&IotId={}", iot(1));
+            let request = HttpRequest::get(&request);
+            let status = service.answer(&request, &mut body);
+            tx.send((status, String::from_utf8(body).expect("utf-8")))
+                .expect("send");
+        })
+    };
+    let answered = rx.recv_timeout(Duration::from_secs(30));
+    drop(held);
+    let (status, body) = answered.expect("the service's query waited behind the writer");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"taskId\":\"task-0001\""), "{body}");
+    reader.join().expect("reader");
+    assert!(writer.join().expect("writer").is_ok());
+}

@@ -175,9 +175,14 @@ pub fn device_jsonl(fleet: &Fleet, index: u64, out: &mut Vec<u8>) {
 
 /// An engine holding the whole fleet, loaded through `Engine::load_jsonl` in chunks of 50,000
 /// devices (so that a 1,000,000-device fleet never needs its 1.2 GB of JSON Lines at once).
+/// `OTA_BENCH_SHARDS` sets its shard count (`Engine::with_shards`), else `Engine::new`'s
+/// (`ota_index::default_shards`).
 pub fn build_engine(fleet: &Fleet) -> Engine {
     const CHUNK: u64 = 50_000;
-    let engine = Engine::new();
+    let engine = match env_number("OTA_BENCH_SHARDS") {
+        Some(n) => Engine::with_shards(n as usize),
+        None => Engine::new(),
+    };
     let mut jsonl = Vec::new();
     let mut start = 0;
     while start < fleet.device_count() {
