@@ -183,21 +183,20 @@ fn engine_is_send_sync_and_cheap_to_clone() {
     assert_send_sync::<ota_index::rpc::Service>();
 }
 
-/// A query enters a shard that another answer holds even while a writer waits for that
-/// shard (the engine's readers do not queue behind a waiting writer): otherwise the holder,
-/// the writer and the second reader would wait for one another for as long as the answer is
-/// held. Device queries by `iotId` and by name alike; one shard, so every device shares it.
-#[test]
-fn queries_pass_a_writer_waiting_for_a_held_answer() {
-    use std::sync::mpsc;
+/// One shard holding devices 0 and 1 (`version(0, t, 0)` puts task `t` on device `t`).
+fn one_shard_of_two_devices() -> Engine {
     let engine = Engine::with_shards(1);
     for d in 0..2 {
         engine.upsert(&version(0, d, 0)).expect("seed");
     }
-    // version(0, t, 0) puts task t on device t.
-    let (first, second) = (iot(0), iot(1));
-    let held = engine.unfinished(&Query::by_iot_id(&first)).expect("query");
-    assert_eq!(held.len(), 1);
+    engine
+}
+
+/// A writer finishing device 1's task, left time to reach the shard's lock and wait there:
+/// the caller holds an answer of that shard, which the writer cannot pass.
+fn writer_waiting_for_the_shard(
+    engine: &Engine,
+) -> thread::JoinHandle<Result<ota_index::UpsertOutcome, ota_index::WriteError>> {
     let writer = {
         let engine = engine.clone();
         thread::spawn(move || {
@@ -207,9 +206,23 @@ fn queries_pass_a_writer_waiting_for_a_held_answer() {
             engine.upsert(&next)
         })
     };
-    // Give the writer time to reach the shard's lock and wait there (it cannot pass `held`).
     thread::sleep(Duration::from_millis(200));
     assert!(!writer.is_finished(), "the writer passed a held answer");
+    writer
+}
+
+/// A query enters a shard that another answer holds even while a writer waits for that
+/// shard (the engine's readers do not queue behind a waiting writer): otherwise the holder,
+/// the writer and the second reader would wait for one another for as long as the answer is
+/// held. Device queries by `iotId` and by name alike; one shard, so every device shares it.
+#[test]
+fn queries_pass_a_writer_waiting_for_a_held_answer() {
+    use std::sync::mpsc;
+    let engine = one_shard_of_two_devices();
+    let (first, second) = (iot(0), iot(1));
+    let held = engine.unfinished(&Query::by_iot_id(&first)).expect("query");
+    assert_eq!(held.len(), 1);
+    let writer = writer_waiting_for_the_shard(&engine);
     let (tx, rx) = mpsc::channel();
     let reader = {
         let engine = engine.clone();
@@ -250,23 +263,10 @@ fn queries_pass_a_writer_waiting_for_a_held_answer() {
 fn service_queries_pass_a_writer_waiting_for_a_held_answer() {
     use ota_index::rpc::{HttpRequest, Service};
     use std::sync::mpsc;
-    let engine = Engine::with_shards(1);
-    for d in 0..2 {
-        engine.upsert(&version(0, d, 0)).expect("seed");
-    }
+    let engine = one_shard_of_two_devices();
     let first = iot(0);
     let held = engine.unfinished(&Query::by_iot_id(&first)).expect("query");
-    let writer = {
-        let engine = engine.clone();
-        thread::spawn(move || {
-            let mut next = version(0, 1, 0);
-            next.status = TaskStatus::Succeeded;
-            next.utc_modified = Timestamp::from_millis(99_999);
-            engine.upsert(&next)
-        })
-    };
-    thread::sleep(Duration::from_millis(200));
-    assert!(!writer.is_finished(), "the writer passed a held answer");
+    let writer = writer_waiting_for_the_shard(&engine);
     let (tx, rx) = mpsc::channel();
     let reader = {
         let service = Service::new(engine.clone());
