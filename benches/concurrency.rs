@@ -39,8 +39,8 @@ use ota_index::{Engine, TaskRecord, TaskStatus, Timestamp, UpsertOutcome};
 
 mod common;
 use common::{
-    build_engine, device_counts, query_count, selected, timed, Answer, Floor, NaiveStore, OtaIndex,
-    FLOOR, NAIVE, OTA_INDEX,
+    build_engine, device_counts, env_number, query_count, selected, timed, Answer, Floor,
+    NaiveStore, OtaIndex, FLOOR, NAIVE, OTA_INDEX,
 };
 
 /// 2030-01-01T00:00:00Z: later than every `utcModified` of the fleet.
@@ -86,14 +86,7 @@ impl Writer {
             Ok("batch") | Err(_) => WriteMode::Batch,
             Ok(other) => panic!("OTA_BENCH_WRITER={other:?}: expected batch or each"),
         };
-        let tick = std::env::var("OTA_BENCH_WRITER_TICK_US")
-            .ok()
-            .map(|s| {
-                s.trim().parse().unwrap_or_else(|_| {
-                    panic!("OTA_BENCH_WRITER_TICK_US={s:?}: expected microseconds")
-                })
-            })
-            .unwrap_or(1_000);
+        let tick = env_number("OTA_BENCH_WRITER_TICK_US").unwrap_or(1_000);
         Writer {
             pool,
             changes: 0,
@@ -282,10 +275,7 @@ fn bench_baseline(
 }
 
 fn concurrency(c: &mut Criterion) {
-    let rate = std::env::var("OTA_BENCH_WRITES_PER_SEC")
-        .ok()
-        .and_then(|s| s.replace('_', "").parse().ok())
-        .unwrap_or(100_000u64);
+    let rate = env_number("OTA_BENCH_WRITES_PER_SEC").unwrap_or(100_000);
     eprintln!(
         "[bench] {} CPUs available",
         thread::available_parallelism().map_or(0, |n| n.get())

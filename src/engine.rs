@@ -1650,9 +1650,9 @@ impl Engine {
     /// strings were validated when stored) and makes no new binding, so no record can be
     /// refused. Shards are read with `read_recursive`, each from its first record to the end
     /// of the plan: only writers change shards, and this one holds the writer lock, so
-    /// nothing changes between the plan and the writes, and no reader is waited for. Each record's two buckets (its
-    /// device's in the `iotId` table, its task's in the directory) start loading
-    /// [`PLAN_AHEAD`] records before it is looked up: 515–519 → 391–403 ns a record for the
+    /// nothing changes between the plan and the writes, and no reader is waited for. Each
+    /// record's two buckets (its device's in the `iotId` table, its task's in the directory)
+    /// start loading [`PLAN_AHEAD`] records before it is looked up: 515–519 → 391–403 ns a record for the
     /// benches' writer's batches of 100 status events at 1,000,000 devices (medians of 10
     /// rounds in one process; upserts one by one 447–465).
     fn plan_in_place<'r>(

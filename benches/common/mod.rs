@@ -51,7 +51,9 @@ pub fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-fn env_number(name: &str) -> Option<u64> {
+/// The number in the environment variable `name`, if set (underscores allowed); panics,
+/// naming it, on anything else.
+pub fn env_number(name: &str) -> Option<u64> {
     let text = std::env::var(name).ok()?;
     let n = text
         .trim()
