@@ -162,7 +162,7 @@ fn child(spec: &str) {
             println!(
                 "memory_usage {name} devices={devices} total={} ({:.1}/task) rows={} ({:.1}) \
                  task_ids={} ({:.1}) strings={} ({:.1}) devices={} ({:.1}) bitmaps={} ({:.1}) \
-                 task_directory={} ({:.1}) pair_directory={} ({:.1})",
+                 task_directory={} ({:.1}) pair_directory={} ({:.1}) locks={} ({:.1})",
                 m.total(),
                 per(m.total()),
                 m.rows,
@@ -179,6 +179,8 @@ fn child(spec: &str) {
                 per(m.task_directory),
                 m.pair_directory,
                 per(m.pair_directory),
+                m.locks,
+                per(m.locks),
             );
             std::mem::forget(engine);
         }

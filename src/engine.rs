@@ -4,31 +4,35 @@
 //!
 //! Devices are spread over `N` shards ([`default_shards`] by default) by a hash of their
 //! `iotId`; a shard holds its devices, their tasks' rows, its dictionaries and its bitmaps,
-//! behind its own `parking_lot::RwLock`. A device query touches exactly one shard (plus one
+//! behind its own reader-writer lock. A device query touches exactly one shard (plus one
 //! small pair directory shard when the device is named by product key and device name), under
-//! a read lock, so readers never wait for each other. They do each write their shard's lock
-//! word (taking and releasing the read lock), and on many cores that cache line travels: on a
-//! 16-core machine 16 readers answered 11.5–14.4 times what one does (64 shards; 12 with 32
-//! in an earlier session), where the lock-free naive store reached 14.9 and the floor 18.5
-//! (BENCHMARKS.md). The word has cache lines to itself (the shard is 128-byte aligned);
-//! striping it per thread (crossbeam's `ShardedLock`) answered no more in total there;
-//! writing it once a query rather than three times (the service's usual request keeps its
-//! hint's lock for the query) answered more at every reader count alike, and 128 or 256
-//! shards as many as 64: what is left of the gap is not the lock word alone.
+//! a read lock, so readers never wait for each other.
 //!
-//! Queries take their shard's lock with `read_recursive`, which enters a shard other readers
-//! hold even while a writer waits for it (a plain `read` queues behind the waiting writer).
-//! Where threads outnumber cores the writer often waits for a reader it has itself preempted
-//! mid-query; with plain reads every other reader of that shard then parked behind it too,
-//! and two readers beside the benches' 100,000-a-second writer on two CPUs answered 0.83–0.89
-//! of their speed alone, 0.91–0.95 with recursive reads (BENCHMARKS.md). The price: a writer
-//! waits until its shard has no reader at all. At a query's microsecond of hold that comes
-//! within microseconds while the readers run, but a reader the writer preempted holds the
-//! shard until the scheduler runs it again: beside two readers that keep both CPUs busy, a
-//! writer upserting one by one made 86,000–98,600 of its 100,000 upserts a second
-//! (98,900–99,700 with plain reads, whose convoys freed a CPU for it). A writer with a CPU to
-//! spare keeps its rate, and so does one that applies its events in batches
+//! The lock is the crate's own (`slotlock`): a reader counts itself in on a cache line of its
+//! thread's, for that lock, and then reads a flag that only writers write, so readers on
+//! different cores write no memory in common. With a plain reader-writer lock every reader
+//! writes the lock's one word, and on many cores that cache line travels from core to core,
+//! a cross-core transfer for most queries (on a 16-core machine 16 readers answered 11.5–14.4
+//! times what one does with `parking_lot::RwLock`, 64 shards, where the lock-free naive store
+//! reached 14.9 and the floor 18.5: BENCHMARKS.md). A writer pays instead: it sets the flag
+//! and reads each thread's line (threads that have read an engine's lock and not exited).
+//!
+//! A reader is never held up by a writer that waits, only by one that writes: a writer keeps
+//! the flag set only while it checks the readers' lines and, when they are all clear, while
+//! it writes. A thread holding an answer may therefore query again, on any shard, while a
+//! writer waits. Where threads outnumber cores the writer often waits for a reader it has
+//! itself preempted mid-query; with readers queued behind a waiting writer (a plain
+//! `parking_lot` read) every other reader of that shard then parked behind it too, and two
+//! readers beside the benches' 100,000-a-second writer on two CPUs answered 0.83–0.89 of
+//! their speed alone, against 0.91–0.95 when they passed it (BENCHMARKS.md). The price: a
+//! writer waits until its shard has no reader at all. At a query's microsecond of hold that
+//! comes within microseconds while the readers run, but a reader the writer preempted holds
+//! the shard until the scheduler runs it again: beside two readers that keep both CPUs busy,
+//! a writer upserting one by one made 86,000–98,600 of its 100,000 upserts a second. A writer
+//! with a CPU to spare keeps its rate, and so does one that applies its events in batches
 //! ([`Engine::write_batch`]), which waits for such a reader about once a batch (below).
+//! A writer that waits parks until a reader of its shard lets go; a reader that waits for a
+//! write (a run of a batch, at most) spins, yields its CPU, then naps 20 µs at a time.
 //!
 //! Writers are serialized by one mutex that also owns the task directory (task id → row).
 //! A write takes the write lock of the one shard it changes (two, in index order, when a task
@@ -52,12 +56,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hashbrown::{DefaultHashBuilder, HashMap};
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
 
 use crate::intern::ByteSlab;
 use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
 use crate::query::{DeviceRef, Query, QueryError};
+use crate::slotlock::{SlotLock, SlotReadGuard};
 use crate::store::{instance_hash, DeviceIdx, InstanceId, RowIdx, Shard};
 use crate::tagtable::{TagTable, MAX_ADDR};
 use crate::taskkey::{IdText, TaskKey};
@@ -68,7 +73,8 @@ use crate::view::{PlainTask, TaskFields};
 /// at least 4 and at most 64: 8 on two CPUs, 64 on sixteen. Answers never depend on it.
 ///
 /// Writers are serialized by one mutex whatever the count, so shards buy readers fewer
-/// meetings on a lock word, which matters as reader threads (and so CPUs) multiply, and cost
+/// waits for a writer (which holds one shard at a time), which matters as reader threads
+/// (and so CPUs) multiply, and cost
 /// copies and cache: each shard interns the job, firmware and version strings and the
 /// variant tuples of its own tasks, so with `N` shards the fleet's few thousand variants are
 /// held `N` times, and `N` times as many of them must stay in cache for answers and upserts
@@ -96,8 +102,8 @@ const PLAN_AHEAD: usize = 8;
 /// values (and twice as far, the staged record itself). Measured with 4, 8 and 16: alike.
 const BY_SHARD_AHEAD: usize = 8;
 
-/// Keeps each lock on its own cache lines so that readers of neighbouring shards do not
-/// invalidate each other's lock word.
+/// Keeps each lock on its own cache lines so that a writer of one shard does not invalidate
+/// the lines readers of its neighbours read.
 #[repr(align(128))]
 struct Padded<T>(T);
 
@@ -143,7 +149,7 @@ struct Directory {
 /// Addresses with a few bits of hash beside them, as in [`Directory`] (a [`TagTable`]):
 /// candidates are confirmed in the device's shard, and a query can start loading its bucket
 /// ahead ([`Engine::prefetch_device`]), which hashbrown's tables do not offer.
-/// Aligned like [`Shard`], so the table's header does not share the lock word's line.
+/// Aligned like [`Shard`], so the table's header does not share the lock's writer flag's line.
 #[derive(Default)]
 #[repr(align(128))]
 struct PairShard {
@@ -185,8 +191,8 @@ struct Instances {
 struct Inner {
     hasher: DefaultHashBuilder,
     shard_bits: u32,
-    shards: Box<[Padded<RwLock<Shard>>]>,
-    pairs: Box<[Padded<RwLock<PairShard>>]>,
+    shards: Box<[Padded<SlotLock<Shard>>]>,
+    pairs: Box<[Padded<SlotLock<PairShard>>]>,
     instances: RwLock<Instances>,
     writer: Mutex<Directory>,
 }
@@ -334,6 +340,9 @@ pub struct MemoryUsage {
     pub task_directory: usize,
     /// The (productKey, deviceName) directory.
     pub pair_directory: usize,
+    /// The locks' reader slots (a cache line for each of 64 threads, for each shard and each
+    /// directory shard).
+    pub locks: usize,
 }
 
 impl MemoryUsage {
@@ -346,6 +355,7 @@ impl MemoryUsage {
             + self.bitmaps
             + self.task_directory
             + self.pair_directory
+            + self.locks
     }
 }
 
@@ -481,7 +491,7 @@ fn by_shard(shards: usize, shard_of: impl Iterator<Item = u32> + Clone) -> (Vec<
 }
 
 /// Read guards of the shards a plan has touched, by shard ([`Engine::plan_in_place`]).
-type Guards<'e> = SmallVec<[Option<RwLockReadGuard<'e, Shard>>; 64]>;
+type Guards<'e> = SmallVec<[Option<SlotReadGuard<'e, Shard>>; 64]>;
 
 /// A record's stored task in its device's shard ([`Engine::find_here`]).
 #[derive(Debug, Clone, Copy)]
@@ -532,10 +542,10 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 shards: (0..shards)
-                    .map(|_| Padded(RwLock::new(Shard::new(hasher, capacity))))
+                    .map(|_| Padded(SlotLock::new(Shard::new(hasher, capacity))))
                     .collect(),
                 pairs: (0..shards)
-                    .map(|_| Padded(RwLock::new(PairShard::default())))
+                    .map(|_| Padded(SlotLock::new(PairShard::default())))
                     .collect(),
                 instances: RwLock::new(Instances { names, by_name }),
                 writer: Mutex::new(Directory::default()),
@@ -826,7 +836,7 @@ impl Engine {
         instance: InstanceId,
         device: DeviceRef<'_>,
         held: Option<HeldHint<'a>>,
-    ) -> Option<(RwLockReadGuard<'a, Shard>, DeviceIdx)> {
+    ) -> Option<(SlotReadGuard<'a, Shard>, DeviceIdx)> {
         match device {
             DeviceRef::IotId(iot) => {
                 let (shard, hash) = self.iot_location(instance, iot);
@@ -836,9 +846,8 @@ impl Engine {
                     Some(h) if h.shard == shard => h.guard,
                     other => {
                         drop(other);
-                        // Recursive: past a waiting writer while other readers hold the shard
-                        // (see the module's "Concurrency model").
-                        self.inner.shards[shard].0.read_recursive()
+                        // Past a waiting writer (see the module's "Concurrency model").
+                        self.inner.shards[shard].0.read()
                     }
                 };
                 let d = guard.find_device_hashed(instance, iot, hash)?;
@@ -857,13 +866,13 @@ impl Engine {
 
     /// The first step of a device hint for a device named by `iotId` in the default
     /// instance, keeping its shard's read lock for the query ([`Engine::unfinished_held`]):
-    /// the shard's lock word is written once a query rather than once for each of the hint's
-    /// two steps and again for the query. For the service's fast path only, where nothing
+    /// the lock is taken once a query rather than once for each of the hint's two steps and
+    /// again for the query. For the service's fast path only, where nothing
     /// but parsing the request comes between the hint and the query (the lock delays writers
     /// of the shard meanwhile). `None` when a writer holds the shard.
     pub(crate) fn hold_iot_hint(&self, iot: &str) -> Option<HeldHint<'_>> {
         let (shard, hash) = self.iot_location(InstanceId(0), iot);
-        let guard = self.inner.shards[shard].0.try_read_recursive()?;
+        let guard = self.inner.shards[shard].0.try_read()?;
         guard.prefetch_bucket(hash);
         Some(HeldHint { shard, hash, guard })
     }
@@ -878,7 +887,7 @@ impl Engine {
         instance: InstanceId,
         product_key: &str,
         device_name: &str,
-    ) -> Option<(RwLockReadGuard<'_, Shard>, usize, DeviceIdx)> {
+    ) -> Option<(SlotReadGuard<'_, Shard>, usize, DeviceIdx)> {
         let hash = self.pair_hash(instance, product_key, device_name);
         let dir = self.pair_shard(hash);
         let mut candidates: SmallVec<[Loc; 4]> = SmallVec::new();
@@ -894,8 +903,7 @@ impl Engine {
         candidates.into_iter().find_map(|loc| {
             let (shard, idx) = self.unloc(loc);
             let d = DeviceIdx(idx);
-            // Recursive, as in `locate`.
-            let guard = self.inner.shards[shard].0.read_recursive();
+            let guard = self.inner.shards[shard].0.read();
             // The rows start loading while the name is compared (when the hint did not
             // start them earlier): medians of 30 interleaved rounds of the mix at 1,000,000
             // devices 972 -> 949 and 973 -> 958 ns.
@@ -1648,7 +1656,7 @@ impl Engine {
     /// device's shard) with every string equal to the stored task's; `None` as soon as one
     /// does not (the general path decides then). Such a record needs no validation (its
     /// strings were validated when stored) and makes no new binding, so no record can be
-    /// refused. Shards are read with `read_recursive`, each from its first record to the end
+    /// refused. Shards are read (a read passes a waiting writer), each from its first record to the end
     /// of the plan: only writers change shards, and this one holds the writer lock, so
     /// nothing changes between the plan and the writes, and no reader is waited for. Each
     /// record's two buckets (its device's in the `iotId` table, its task's in the directory)
@@ -1662,7 +1670,7 @@ impl Engine {
         get: &impl Fn(usize) -> RecordRef<'r>,
     ) -> Option<Vec<(u32, Found)>> {
         // Each shard's guard, taken when a record first needs the shard and kept for the
-        // whole plan: one lock word write a shard, not a record.
+        // whole plan: one lock taken a shard, not a record.
         let mut shards: Guards<'_> = self.inner.shards.iter().map(|_| None).collect();
         let mut ahead = std::collections::VecDeque::with_capacity(PLAN_AHEAD.min(n));
         for i in 0..n.min(PLAN_AHEAD) {
@@ -1707,8 +1715,7 @@ impl Engine {
         let instance = self.known_instance(rec.iot_instance_id)?;
         let (target, device_hash) = self.iot_location(instance, rec.iot_id);
         let hash = self.task_hash(instance, rec.task_id);
-        let shard =
-            shards[target].get_or_insert_with(|| self.inner.shards[target].0.read_recursive());
+        let shard = shards[target].get_or_insert_with(|| self.inner.shards[target].0.read());
         shard.prefetch_bucket(device_hash);
         dir.table.prefetch(hash);
         Some((instance, target, device_hash, hash))
@@ -1899,7 +1906,14 @@ impl Engine {
         };
         for s in self.inner.shards.iter() {
             s.0.read().memory(&mut m);
+            m.locks += s.0.slot_bytes();
         }
+        m.locks += self
+            .inner
+            .pairs
+            .iter()
+            .map(|p| p.0.slot_bytes())
+            .sum::<usize>();
         m.pair_directory = self
             .inner
             .pairs
@@ -1997,7 +2011,7 @@ const PREFETCH_TASKS: usize = 8;
 
 /// The answer to a device query: the matching rows of one shard, read-locked while it lives.
 pub struct Unfinished<'a> {
-    guard: Option<RwLockReadGuard<'a, Shard>>,
+    guard: Option<SlotReadGuard<'a, Shard>>,
     rows: SmallVec<[RowIdx; 8]>,
     instance: &'a str,
 }
@@ -2040,7 +2054,7 @@ pub struct DeviceHint(Hint);
 pub(crate) struct HeldHint<'a> {
     shard: usize,
     hash: u64,
-    guard: RwLockReadGuard<'a, Shard>,
+    guard: SlotReadGuard<'a, Shard>,
 }
 
 impl HeldHint<'_> {

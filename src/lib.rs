@@ -136,6 +136,7 @@ mod prefetch;
 pub mod query;
 pub mod rpc;
 pub mod shard;
+mod slotlock;
 pub(crate) mod store;
 mod swar;
 mod tagtable;

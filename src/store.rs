@@ -1,6 +1,6 @@
 //! One shard of the columnar store: the rows of the tasks whose devices hash to this shard,
 //! their devices, dictionaries and indexes. A shard knows nothing of locks; the
-//! [`Engine`](crate::Engine) wraps each in its own `RwLock`.
+//! [`Engine`](crate::Engine) wraps each in its own reader-writer lock.
 //!
 //! Layout of a task: one packed 32-byte [`Row`] (plus, for a task id that is not a decimal
 //! number, its bytes in the key slab). The variable parts live in dictionaries (one copy per
@@ -197,9 +197,10 @@ impl Locality {
 
 /// One shard: columns, dictionaries, devices and indexes.
 ///
-/// Aligned to 128 bytes so that, inside the engine's `RwLock<Shard>`, the lock word has its
-/// own pair of cache lines: every reader writes that word (taking and releasing the lock), and
-/// the fields every query reads (the hasher, the tables' headers) must not share its line.
+/// Aligned to 128 bytes so that, inside the engine's lock, the lock's writer flag has its own
+/// pair of cache lines: every reader reads the flag and every write writes it, and the fields
+/// every query reads (the hasher, the tables' headers) are not invalidated by a write that
+/// changes none of them.
 #[repr(align(128))]
 pub(crate) struct Shard {
     hasher: DefaultHashBuilder,
