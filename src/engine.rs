@@ -15,28 +15,33 @@
 //! a cross-core transfer for most queries (on a 16-core machine 16 readers answered 11.5–14.4
 //! times what one does with `parking_lot::RwLock`, 64 shards, where the lock-free naive store
 //! reached 14.9 and the floor 18.5: BENCHMARKS.md). A writer pays instead: it sets the flag
-//! and reads each thread's line (threads that have read an engine's lock and not exited).
+//! and reads each thread's line (up to a process-wide high-water mark of threads reading at
+//! once, at most 64; past 64 reading at once threads share lines).
 //!
 //! A reader is never held up by a writer that waits, only by one that writes: a writer keeps
 //! the flag set only while it checks the readers' lines and, when they are all clear, while
-//! it writes. A thread holding an answer may therefore query again, on any shard, while a
-//! writer waits. Where threads outnumber cores the writer often waits for a reader it has
+//! it writes, and it never waits for one shard while holding another. A thread holding an
+//! answer may therefore query again, on any shard, while a writer waits. Where threads outnumber cores the writer often waits for a reader it has
 //! itself preempted mid-query; with readers queued behind a waiting writer (a plain
 //! `parking_lot` read) every other reader of that shard then parked behind it too, and two
 //! readers beside the benches' 100,000-a-second writer on two CPUs answered 0.83–0.89 of
 //! their speed alone, against 0.91–0.95 when they passed it (BENCHMARKS.md). The price: a
-//! writer waits until its shard has no reader at all. At a query's microsecond of hold that
+//! writer waits until its shard has no reader at all, and must find that moment itself
+//! (readers that overlap without a pause on one shard, a hot device, can keep it out; a
+//! `parking_lot` writer is let in once the readers in drain). At a query's microsecond of hold that
 //! comes within microseconds while the readers run, but a reader the writer preempted holds
 //! the shard until the scheduler runs it again: beside two readers that keep both CPUs busy,
 //! a writer upserting one by one made 86,000–98,600 of its 100,000 upserts a second. A writer
 //! with a CPU to spare keeps its rate, and so does one that applies its events in batches
 //! ([`Engine::write_batch`]), which waits for such a reader about once a batch (below).
 //! A writer that waits parks until a reader of its shard lets go; a reader that waits for a
-//! write (a run of a batch, at most) spins, yields its CPU, then naps 20 µs at a time.
+//! write (a run of a batch; a whole shard's reallocation while a bulk load reserves room)
+//! spins, yields its CPU, then naps 20 µs at a time.
 //!
 //! Writers are serialized by one mutex that also owns the task directory (task id → row).
-//! A write takes the write lock of the one shard it changes (two, in index order, when a task
-//! moves to a device of another shard) for the microsecond it needs, so a reader sees each
+//! A write takes the write lock of the one shard it changes (two when a task moves to a
+//! device of another shard, never waiting for one while holding the other) for the
+//! microsecond it needs, so a reader sees each
 //! task wholly before or wholly after a write. A batch (a bulk load) checks every record
 //! first, then applies them shard by shard, 256 records under one shard lock at a time (each
 //! shard's structures stay in cache while its records go in), when its records are all new
@@ -62,7 +67,7 @@ use smallvec::SmallVec;
 use crate::intern::ByteSlab;
 use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
 use crate::query::{DeviceRef, Query, QueryError};
-use crate::slotlock::{SlotLock, SlotReadGuard};
+use crate::slotlock::{SlotLock, SlotReadGuard, SlotWriteGuard};
 use crate::store::{instance_hash, DeviceIdx, InstanceId, RowIdx, Shard};
 use crate::tagtable::{TagTable, MAX_ADDR};
 use crate::taskkey::{IdText, TaskKey};
@@ -869,7 +874,8 @@ impl Engine {
     /// the lock is taken once a query rather than once for each of the hint's two steps and
     /// again for the query. For the service's fast path only, where nothing
     /// but parsing the request comes between the hint and the query (the lock delays writers
-    /// of the shard meanwhile). `None` when a writer holds the shard.
+    /// of the shard meanwhile). `None` when a writer holds the shard (or is checking its
+    /// readers).
     pub(crate) fn hold_iot_hint(&self, iot: &str) -> Option<HeldHint<'_>> {
         let (shard, hash) = self.iot_location(InstanceId(0), iot);
         let guard = self.inner.shards[shard].0.try_read()?;
@@ -923,6 +929,30 @@ impl Engine {
             }
             found.then_some((guard, shard, d))
         })
+    }
+
+    /// The write locks of shards `a` and `b` (different), never waiting for one while
+    /// holding the other: a thread holding an answer of one shard may query the other while
+    /// this writer waits (see the module's "Concurrency model"), and a writer holding that
+    /// other shard meanwhile would wait for the answer while the answer's thread waits for
+    /// it.
+    fn write_two(
+        &self,
+        a: usize,
+        b: usize,
+    ) -> (SlotWriteGuard<'_, Shard>, SlotWriteGuard<'_, Shard>) {
+        let (la, lb) = (&self.inner.shards[a].0, &self.inner.shards[b].0);
+        loop {
+            let ga = la.write();
+            if let Some(gb) = lb.try_write() {
+                return (ga, gb);
+            }
+            drop(ga);
+            let gb = lb.write();
+            if let Some(ga) = la.try_write() {
+                return (ga, gb);
+            }
+        }
     }
 
     /// The stored task `task_id` of `instance`, copied.
@@ -1857,8 +1887,7 @@ impl Engine {
                     // in neither or both devices.
                     let (first, second) = (shard.min(target), shard.max(target));
                     let new_row = {
-                        let mut a = self.inner.shards[first].0.write();
-                        let mut b = self.inner.shards[second].0.write();
+                        let (mut a, mut b) = self.write_two(first, second);
                         let (from, to) = if shard == first {
                             (&mut a, &mut b)
                         } else {
@@ -2239,6 +2268,70 @@ mod tests {
         let hash = engine.pair_hash(InstanceId(0), pk, dn);
         let pairs = engine.inner.pairs[engine.pair_shard(hash)].0.read();
         pairs.hint(hash).expect("slots").load(Ordering::Relaxed)
+    }
+
+    /// A task moving to a device of another shard is written under both shards' locks,
+    /// but the writer never waits for one while holding the other: here it must wait for an
+    /// answer held on the task's old shard (the higher), and a query of the new shard (the
+    /// lower, which a writer taking locks in index order would take first and hold) must
+    /// pass it meanwhile, or the answer's holder, the writer and the query wait for one
+    /// another.
+    #[test]
+    fn a_move_between_shards_never_holds_one_while_waiting_for_the_other() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let engine = Engine::with_shards(4);
+        let fleet = crate::fleet::Fleet::new(40);
+        let mut tasks: Vec<TaskRecord> = (0..40).flat_map(|d| fleet.device_tasks(d)).collect();
+        for t in &mut tasks {
+            t.status = TaskStatus::Queued;
+            engine.upsert(t).unwrap();
+        }
+        let shard = |t: &TaskRecord| engine.shard_index(&t.iot_id);
+        let highest = tasks.iter().map(shard).max().expect("tasks");
+        let moving = tasks.iter().find(|t| shard(t) == highest).unwrap().clone();
+        let to = tasks.iter().find(|t| shard(t) < highest).unwrap().clone();
+        let held = engine
+            .unfinished(&Query::by_iot_id(&moving.iot_id))
+            .unwrap();
+        let writer = {
+            let (engine, moved) = (
+                engine.clone(),
+                TaskRecord {
+                    iot_id: to.iot_id.clone(),
+                    product_key: to.product_key.clone(),
+                    device_name: to.device_name.clone(),
+                    utc_modified: Timestamp::from_millis(moving.utc_modified.as_millis() + 1),
+                    ..moving.clone()
+                },
+            );
+            std::thread::spawn(move || engine.upsert(&moved))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!writer.is_finished(), "the writer passed a held answer");
+        let (tx, rx) = mpsc::channel();
+        let reader = {
+            let (engine, iot) = (engine.clone(), to.iot_id.clone());
+            std::thread::spawn(move || {
+                let n = engine.unfinished(&Query::by_iot_id(&iot)).unwrap().len();
+                tx.send(n).unwrap();
+            })
+        };
+        let answered = rx.recv_timeout(Duration::from_secs(30));
+        drop(held);
+        assert!(
+            answered.is_ok(),
+            "a query of the new shard waited for a writer holding it"
+        );
+        reader.join().unwrap();
+        assert_eq!(writer.join().unwrap(), Ok(UpsertOutcome::Replaced));
+        let ids = |iot: &str| -> Vec<String> {
+            let answer = engine.unfinished(&Query::by_iot_id(iot)).unwrap();
+            answer.iter().map(|v| v.task_id().to_owned()).collect()
+        };
+        assert!(ids(&to.iot_id).contains(&moving.task_id));
+        assert!(!ids(&moving.iot_id).contains(&moving.task_id));
+        engine.internal_validate().unwrap();
     }
 
     /// A batch of status events writes the shards no reader holds while one is held, and

@@ -6,22 +6,30 @@
 //! for most reads once readers outnumber a few. A [`SlotLock`] gives each thread a slot (a
 //! count on a cache line of its own, for each lock): a reader counts itself in its slot and
 //! then reads the lock's writer flag, a line that only writers write. Readers of the same lock
-//! on different threads write nothing in common, as lock-free reads would.
+//! on different threads (up to 64 reading at once) write nothing in common, as lock-free
+//! reads would.
 //!
-//! A writer sets the flag and then reads every slot in use: if any counts a reader, it clears
-//! the flag and tries again later; a reader that finds the flag set counts itself out and
-//! waits for the flag to clear. Both sides write before they read, with sequentially
-//! consistent atomics (Dekker's handshake), so either the writer sees the reader's count or
-//! the reader sees the writer's flag, never neither. Writes cost a read of each slot in use
-//! (threads that have taken a slot: released at thread exit, reused by the next thread).
+//! A writer sets the flag and then reads every slot that has been in use (slots below a
+//! process-wide high-water mark of threads reading at once, at most 64): if any counts a
+//! reader, it clears the flag and tries again later; a reader that finds the flag set counts
+//! itself out and waits for the flag to clear. Both sides write before they read, with
+//! sequentially consistent atomics (Dekker's handshake), so either the writer sees the
+//! reader's count or the reader sees the writer's flag, never neither. Past 64 threads
+//! reading at once, threads share slots: still correct (a slot counts readers), their lines
+//! shared again.
 //!
 //! Readers are never held up by a writer that waits: the flag stays set only while a writer
 //! checks the slots and, once they are all clear, while it writes. So a thread that holds a
-//! read may read the same lock again (or another) while a writer waits, as
-//! `parking_lot::RwLock::read_recursive` allows; the price, as there, is that a writer waits
-//! until the lock has no reader at all. A reader waiting for a write spins briefly, then
-//! yields the CPU, then sleeps in short naps (a write is short); a writer waiting for readers
-//! spins briefly, then parks until one lets go.
+//! read may read the lock again (or another), and another thread may read it, while a writer
+//! waits, as with `parking_lot::RwLock::read_recursive`. The price: a writer waits until the
+//! lock has no reader at all, and must find that moment itself (a `parking_lot` writer,
+//! once it waits, is let in as soon as the readers in drain): readers that overlap without a
+//! pause on one lock (a hot device) can keep it out. A waiting writer spins briefly, then
+//! parks until a reader lets go (woken by the reader whose slot empties; a 1 ms timeout is a
+//! second line of defence, not the mechanism). A reader waiting for a write spins briefly,
+//! then yields the CPU, then naps 20 µs at a time: writes are short (a run of a batch), but
+//! for the engine's rare whole-shard reallocations (`reserve`, `shrink_to_fit`), which its
+//! readers nap through.
 
 #![allow(unsafe_code)]
 
@@ -32,18 +40,22 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-/// Slots a lock has. Threads beyond this many share slots (still correct: a slot counts
+/// Slots a lock has. Threads reading at once beyond this many share slots (still correct: a slot counts
 /// readers; only the cache line is shared again).
 pub(crate) const SLOTS: usize = 64;
 
-/// One thread's count of the reads it holds of a lock, on a cache line of its own.
-#[repr(align(64))]
+/// One thread's count of the reads it holds of a lock, on a pair of cache lines of its own
+/// (the adjacent-line prefetcher fetches lines in pairs).
+#[repr(align(128))]
 struct Slot(AtomicU32);
+
+/// [`SlotLock::state`]: a writer checks the slots or writes.
+const WRITING: u32 = 1;
 
 /// See the [module docs](self). `T` is behind an `UnsafeCell`, reached only through guards.
 pub(crate) struct SlotLock<T> {
-    /// Nonzero while a writer checks the slots or writes.
-    writing: AtomicU32,
+    /// [`WRITING`], or 0.
+    state: AtomicU32,
     /// Writers parked until a reader lets go (or another writer does).
     parked: AtomicU32,
     /// Each thread's count of the reads it holds, by [`thread_slot`].
@@ -127,7 +139,7 @@ impl Backoff {
 impl<T> SlotLock<T> {
     pub(crate) fn new(data: T) -> SlotLock<T> {
         SlotLock {
-            writing: AtomicU32::new(0),
+            state: AtomicU32::new(0),
             parked: AtomicU32::new(0),
             readers: (0..SLOTS).map(|_| Slot(AtomicU32::new(0))).collect(),
             data: UnsafeCell::new(data),
@@ -148,7 +160,8 @@ impl<T> SlotLock<T> {
             if let Some(guard) = self.enter(count) {
                 return guard;
             }
-            while self.writing.load(SeqCst) != 0 {
+            // Wait without counting in and out (each count out may wake a parked writer).
+            while self.state.load(SeqCst) != 0 {
                 backoff.wait();
             }
         }
@@ -162,11 +175,19 @@ impl<T> SlotLock<T> {
     #[inline]
     fn enter<'a>(&'a self, count: &'a AtomicU32) -> Option<SlotReadGuard<'a, T>> {
         count.fetch_add(1, SeqCst);
-        if self.writing.load(SeqCst) == 0 {
+        if self.state.load(SeqCst) == 0 {
             return Some(SlotReadGuard { lock: self, count });
         }
-        count.fetch_sub(1, SeqCst);
+        self.leave(count);
         None
+    }
+
+    /// Counts a reader out, waking parked writers when its slot empties.
+    #[inline]
+    fn leave(&self, count: &AtomicU32) {
+        if count.fetch_sub(1, SeqCst) == 1 {
+            self.wake_writers();
+        }
     }
 
     /// The write, waiting until no thread reads (or writes).
@@ -182,7 +203,7 @@ impl<T> SlotLock<T> {
             if let Some(guard) = self.try_write() {
                 return guard;
             }
-            tries += 1;
+            tries = tries.saturating_add(1);
             if tries < 8 {
                 for _ in 0..1u32 << tries {
                     std::hint::spin_loop();
@@ -199,7 +220,7 @@ impl<T> SlotLock<T> {
             unsafe {
                 parking_lot_core::park(
                     self.park_key(),
-                    || self.writing.load(SeqCst) != 0 || self.readers_in(),
+                    || self.state.load(SeqCst) != 0 || self.readers_in(),
                     || {},
                     |_, _| {},
                     parking_lot_core::DEFAULT_PARK_TOKEN,
@@ -230,11 +251,17 @@ impl<T> SlotLock<T> {
 
     /// The write, or `None` if a thread reads (or writes) now.
     pub(crate) fn try_write(&self) -> Option<SlotWriteGuard<'_, T>> {
-        if self.writing.compare_exchange(0, 1, SeqCst, SeqCst).is_err() {
+        if self
+            .state
+            .compare_exchange(0, WRITING, SeqCst, SeqCst)
+            .is_err()
+        {
             return None;
         }
         if self.readers_in() {
-            self.writing.store(0, SeqCst);
+            self.state.store(0, SeqCst);
+            // A writer parked behind this attempt's flag checks again.
+            self.wake_writers();
             return None;
         }
         Some(SlotWriteGuard { lock: self })
@@ -267,9 +294,7 @@ impl<T> Deref for SlotReadGuard<'_, T> {
 impl<T> Drop for SlotReadGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        if self.count.fetch_sub(1, SeqCst) == 1 {
-            self.lock.wake_writers();
-        }
+        self.lock.leave(self.count);
     }
 }
 
@@ -299,7 +324,7 @@ impl<T> DerefMut for SlotWriteGuard<'_, T> {
 impl<T> Drop for SlotWriteGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.writing.store(0, SeqCst);
+        self.lock.state.store(0, SeqCst);
         self.lock.wake_writers();
     }
 }
