@@ -2270,6 +2270,18 @@ mod tests {
         pairs.hint(hash).expect("slots").load(Ordering::Relaxed)
     }
 
+    /// Four shards holding 40 devices' tasks, all queued (so every one is unfinished).
+    fn four_shards_of_queued_tasks() -> (Engine, Vec<TaskRecord>) {
+        let engine = Engine::with_shards(4);
+        let fleet = crate::fleet::Fleet::new(40);
+        let mut tasks: Vec<TaskRecord> = (0..40).flat_map(|d| fleet.device_tasks(d)).collect();
+        for t in &mut tasks {
+            t.status = TaskStatus::Queued;
+            engine.upsert(t).unwrap();
+        }
+        (engine, tasks)
+    }
+
     /// A task moving to a device of another shard is written under both shards' locks,
     /// but the writer never waits for one while holding the other: here it must wait for an
     /// answer held on the task's old shard (the higher), and a query of the new shard (the
@@ -2280,13 +2292,7 @@ mod tests {
     fn a_move_between_shards_never_holds_one_while_waiting_for_the_other() {
         use std::sync::mpsc;
         use std::time::Duration;
-        let engine = Engine::with_shards(4);
-        let fleet = crate::fleet::Fleet::new(40);
-        let mut tasks: Vec<TaskRecord> = (0..40).flat_map(|d| fleet.device_tasks(d)).collect();
-        for t in &mut tasks {
-            t.status = TaskStatus::Queued;
-            engine.upsert(t).unwrap();
-        }
+        let (engine, tasks) = four_shards_of_queued_tasks();
         let shard = |t: &TaskRecord| engine.shard_index(&t.iot_id);
         let highest = tasks.iter().map(shard).max().expect("tasks");
         let moving = tasks.iter().find(|t| shard(t) == highest).unwrap().clone();
@@ -2340,13 +2346,7 @@ mod tests {
     #[test]
     fn a_batch_writes_free_shards_while_one_is_held() {
         use std::time::{Duration, Instant};
-        let engine = Engine::with_shards(4);
-        let fleet = crate::fleet::Fleet::new(40);
-        let mut tasks: Vec<TaskRecord> = (0..40).flat_map(|d| fleet.device_tasks(d)).collect();
-        for t in &mut tasks {
-            t.status = TaskStatus::Queued;
-            engine.upsert(t).unwrap();
-        }
+        let (engine, tasks) = four_shards_of_queued_tasks();
         let shard = |t: &TaskRecord| engine.shard_index(&t.iot_id);
         // The held shard comes first by input and by index alike.
         let lowest = tasks.iter().map(shard).min().expect("tasks");
