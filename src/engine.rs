@@ -19,39 +19,39 @@
 //! once, at most 64; past 64 reading at once threads share lines).
 //!
 //! A reader is never held up by a writer that waits, only by one that writes: a writer keeps
-//! the flag set only while it checks the readers' lines and, when they are all clear, while
-//! it writes, and it never waits for one shard while holding another. A thread holding an
-//! answer may therefore query again, on any shard, while a writer waits. Where threads outnumber cores the writer often waits for a reader it has
-//! itself preempted mid-query; with readers queued behind a waiting writer (a plain
-//! `parking_lot` read) every other reader of that shard then parked behind it too, and two
-//! readers beside the benches' 100,000-a-second writer on two CPUs answered 0.83–0.89 of
-//! their speed alone, against 0.91–0.95 when they passed it (BENCHMARKS.md). The price: a
-//! writer waits until its shard has no reader at all, and must find that moment itself
-//! (readers that overlap without a pause on one shard, a hot device, can keep it out; a
-//! `parking_lot` writer is let in once the readers in drain). At a query's microsecond of hold that
-//! comes within microseconds while the readers run, but a reader the writer preempted holds
-//! the shard until the scheduler runs it again: beside two readers that keep both CPUs busy,
-//! a writer upserting one by one made 86,000–98,600 of its 100,000 upserts a second. A writer
-//! with a CPU to spare keeps its rate, and so does one that applies its events in batches
-//! ([`Engine::write_batch`]), which waits for such a reader about once a batch (below).
+//! the flag set only while it checks the readers' lines and, when they are all clear, while it
+//! writes, and it never waits for one shard while holding another. A thread holding an answer
+//! may therefore query again, on any shard, while a writer waits. Where threads outnumber cores
+//! the writer often waits for a reader it has itself preempted mid-query; with readers queued
+//! behind a waiting writer (a plain `parking_lot` read) every other reader of that shard then
+//! parked behind it too, and two readers beside the benches' 100,000-a-second writer on two
+//! CPUs answered 0.83–0.89 of their speed alone, against 0.91–0.95 when they passed it
+//! (BENCHMARKS.md). The price: a writer waits until its shard has no reader at all, and must
+//! find that moment itself (readers that overlap without a pause on one shard, a hot device,
+//! can keep it out; a `parking_lot` writer is let in once the readers in drain). At a query's
+//! microsecond of hold that comes within microseconds while the readers run, but a reader the
+//! writer preempted holds the shard until the scheduler runs it again: beside two readers that
+//! keep both CPUs busy, a writer upserting one by one made 86,000–98,600 of its 100,000 upserts
+//! a second. A writer with a CPU to spare keeps its rate, and so does one that applies its
+//! events in batches ([`Engine::write_batch`]), which waits for such a reader about once a
+//! batch (below).
 //! A writer that waits parks until a reader of its shard lets go; a reader that waits for a
 //! write (a run of a batch; a whole shard's reallocation while a bulk load reserves room)
 //! spins, yields its CPU, then naps 20 µs at a time.
 //!
-//! Writers are serialized by one mutex that also owns the task directory (task id → row).
-//! A write takes the write lock of the one shard it changes (two when a task moves to a
-//! device of another shard, never waiting for one while holding the other) for the
-//! microsecond it needs, so a reader sees each
-//! task wholly before or wholly after a write. A batch (a bulk load) checks every record
-//! first, then applies them shard by shard, 256 records under one shard lock at a time (each
-//! shard's structures stay in cache while its records go in), when its records are all new
-//! tasks or all the usual event (a stored task with every string unchanged: a status
-//! change), and record by record otherwise. Readers wait for at most one such run, and may
-//! see a batch half applied (each task whole); a device's pair reaches the name directory
-//! once its shard's records are in. A batch of usual events leaves a shard some reader holds
-//! for later while another shard has records waiting: a stream consumer that applies what
-//! arrived since its last wakeup as one batch waits for readers about once a batch, where
-//! upserts one by one may wait at each record (above).
+//! Writers are serialized by one mutex that also owns the task directory (task id → row). A
+//! write takes the write lock of the one shard it changes (two when a task moves to a device
+//! of another shard, never waiting for one while holding the other) for the microsecond it
+//! needs, so a reader sees each task wholly before or wholly after a write. A batch (a bulk
+//! load) checks every record first, then applies them shard by shard, 256 records under one
+//! shard lock at a time (each shard's structures stay in cache while its records go in), when
+//! its records are all new tasks or all the usual event (a stored task with every string
+//! unchanged: a status change), and record by record otherwise. Readers wait for at most one
+//! such run, and may see a batch half applied (each task whole); a device's pair reaches the
+//! name directory once its shard's records are in. A batch of usual events leaves a shard some
+//! reader holds for later while another shard has records waiting: a stream consumer that
+//! applies what arrived since its last wakeup as one batch waits for readers about once a
+//! batch, where upserts one by one may wait at each record (above).
 //!
 //! Chosen over a snapshot swap (a second copy of the store doubles memory, the first cost of
 //! this crate) and over one global lock (its lock word alone caps read scaling).
@@ -345,7 +345,7 @@ pub struct MemoryUsage {
     pub task_directory: usize,
     /// The (productKey, deviceName) directory.
     pub pair_directory: usize,
-    /// The locks' reader slots (a cache line for each of 64 threads, for each shard and each
+    /// The locks' reader slots (128 bytes for each of 64 threads, for each shard and each
     /// directory shard).
     pub locks: usize,
 }
@@ -1686,13 +1686,13 @@ impl Engine {
     /// device's shard) with every string equal to the stored task's; `None` as soon as one
     /// does not (the general path decides then). Such a record needs no validation (its
     /// strings were validated when stored) and makes no new binding, so no record can be
-    /// refused. Shards are read (a read passes a waiting writer), each from its first record to the end
-    /// of the plan: only writers change shards, and this one holds the writer lock, so
-    /// nothing changes between the plan and the writes, and no reader is waited for. Each
+    /// refused. Shards are read (a read passes a waiting writer), each from its first record
+    /// to the end of the plan: only writers change shards, and this one holds the writer lock,
+    /// so nothing changes between the plan and the writes, and no reader is waited for. Each
     /// record's two buckets (its device's in the `iotId` table, its task's in the directory)
-    /// start loading [`PLAN_AHEAD`] records before it is looked up: 515–519 → 391–403 ns a record for the
-    /// benches' writer's batches of 100 status events at 1,000,000 devices (medians of 10
-    /// rounds in one process; upserts one by one 447–465).
+    /// start loading [`PLAN_AHEAD`] records before it is looked up: 515–519 → 391–403 ns a
+    /// record for the benches' writer's batches of 100 status events at 1,000,000 devices
+    /// (medians of 10 rounds in one process; upserts one by one 447–465).
     fn plan_in_place<'r>(
         &self,
         dir: &Directory,
