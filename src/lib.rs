@@ -76,8 +76,9 @@
 //!   list; the bitmaps serve fleet-wide sets, and the planner uses the module bitmap when it
 //!   is much smaller than a device's list (see `benches/planner.rs`).
 //! - **Concurrency.** Devices are spread over shards ([`default_shards`]: four a CPU), each
-//!   behind its own reader-writer lock, which queries enter even past a waiting writer;
-//!   writers are serialized. See [`engine`] for the model and why.
+//!   behind its own reader-writer lock, which queries enter even past a waiting writer and
+//!   take by writing only their own thread's cache line; writers are serialized. See
+//!   [`engine`] for the model and why.
 //! - **Scale-out.** [`shard_of`] is a frozen function from `iotId` to one of `n` service
 //!   instances: route each device's events and queries by it.
 //!
@@ -117,11 +118,14 @@
 //!   sharded by `iotId` needs the platform's device registry to route them (or asks every
 //!   instance).
 //! - Read scaling is not linear: 16 readers on 16 cores answered 11.5–14.4 times what one
-//!   does (the lock-free naive store 14.9 times, the pre-rendered floor 18.5).
+//!   does with `parking_lot`'s lock (the lock-free naive store 14.9 times, the pre-rendered
+//!   floor 18.5); the crate's own lock, which replaced it, is not yet measured there.
 //! - Bounded sizes: JSON Lines lines of [`MAX_LINE_BYTES`], loads of [`MAX_LOAD_BYTES`],
 //!   requests of [`rpc::MAX_REQUEST_BYTES`] (SECURITY.md lists every limit).
-// Two exceptions: `prefetch.rs`, a cache prefetch hint, which Rust offers only as `unsafe`, and
-// `column.rs`, the large columns' own memory mappings (huge pages).
+// Three exceptions: `prefetch.rs`, a cache prefetch hint, which Rust offers only as `unsafe`,
+// `column.rs`, the large columns' own memory mappings (huge pages), and `slotlock.rs`, the
+// shards' reader-writer lock (its data behind an `UnsafeCell`, parking through
+// `parking_lot_core`).
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -1,4 +1,4 @@
-//! A cache-line prefetch hint, the crate's one use of `unsafe`.
+//! A cache-line prefetch hint, one of the crate's three uses of `unsafe` (see `lib.rs`).
 //!
 //! Batch loops know which memory a later item will read (a staged record, its line in the
 //! input, a hash table's bucket) long before they read it; a prefetch starts that load without
