@@ -3,7 +3,9 @@
 //! A line that is a flat object of plain strings (no escapes: what exports and the fleet
 //! generator write) is read in place by a small scanner, and its values stay in the input;
 //! any other line is parsed with simd-json (buffers reused across lines) and its values are
-//! decoded into one staging buffer. Either way the line becomes a fixed-size `Staged` record
+//! decoded into one staging buffer. A line simd-json refuses is read once more with
+//! serde_json, which takes the valid JSON simd-json does not (integers past 64 bits, numbers
+//! past `f64`, under ignored keys) and says at which column a malformed line goes wrong. Either way the line becomes a fixed-size `Staged` record
 //! once its fields pass their rules. Once every line has, the batch goes to
 //! [`Engine::write_batch`]'s path, which checks identities against the store and the batch
 //! itself before applying anything. Any error leaves the store as it was.
@@ -26,7 +28,7 @@ pub const MAX_LOAD_BYTES: usize = u32::MAX as usize;
 
 /// A bulk load that was refused, and where. The store is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {kind}")]
+#[error("{}{kind}", if *line == 0 { String::new() } else { format!("line {line}: ") })]
 pub struct LoadError {
     /// 1-based line number of the fault (0 for faults of the whole input).
     pub line: usize,
@@ -146,7 +148,8 @@ type Values<'v> = [Option<&'v str>; Field::ALL.len()];
 /// with no escapes (what the platform's exports and the fleet generator write) is read by
 /// [`scan_flat`], and its values stay where they are in the input. Any other line (escapes,
 /// numbers, nested values, malformed JSON) goes through simd-json's tape, and its values are
-/// decoded into the staging buffer. Both feed the same field table and the same checks.
+/// decoded into the staging buffer; [`stage_serde`] reads again what simd-json refuses. All
+/// feed the same field table and the same checks.
 struct Stager<'a> {
     /// The input's longest valid UTF-8 prefix (the whole input, unless it is malformed):
     /// [`scan_flat`] reads only lines inside it.
@@ -252,10 +255,12 @@ impl<'a> Stager<'a> {
             if line.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            if line.len() > MAX_LINE_BYTES {
+            // A CRLF line's CR is not counted (it is whitespace, ending the line's JSON).
+            let text = line.strip_suffix(b"\r").unwrap_or(line);
+            if text.len() > MAX_LINE_BYTES {
                 return Err(LoadError {
                     line: number,
-                    kind: LoadErrorKind::LineTooLong { bytes: line.len() },
+                    kind: LoadErrorKind::LineTooLong { bytes: text.len() },
                 });
             }
             let staged = match self.input.get(line_start..end) {
@@ -316,13 +321,196 @@ impl<'a> Stager<'a> {
             .take()
             .unwrap_or_else(|| Tape::null().reset())
             .reset();
+        let base = self.bytes.len();
         let result = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
-            Ok(()) => stage_tape(&tape.0, &mut self.bytes, number),
-            Err(e) => Err(LoadErrorKind::Json(e.to_string())),
+            Ok(()) => match lone_surrogate(line) {
+                Some(fault) => Err(fault),
+                None => stage_tape(&tape.0, &mut self.bytes, number),
+            },
+            Err(_) => {
+                // simd-json refuses some valid JSON (numbers past 64 bits or `f64` under
+                // ignored keys) and says little of the rest: serde_json reads the line again.
+                self.bytes.truncate(base);
+                stage_serde(line, &mut self.bytes, number)
+            }
         };
         self.tape = Some(tape.reset());
         self.records.push(result?);
         Ok(())
+    }
+}
+
+/// The first `\u` escape of `line` (one simd-json accepted: outside strings there are no
+/// backslashes) that is half of a surrogate pair without its other half, as an error. Such an
+/// escape is no character: simd-json refuses a lone low half but decodes a lone high one to
+/// NUL, which would be reported as a field's bad character, or pass unseen under an ignored
+/// key; every lone half is malformed JSON here, wherever it is.
+fn lone_surrogate(line: &[u8]) -> Option<LoadErrorKind> {
+    let hex = |at: usize| {
+        let digits = std::str::from_utf8(line.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let mut at = memchr::memchr(b'\\', line)?;
+    while at + 1 < line.len() {
+        if line[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        if line[at + 1] != b'u' {
+            at += 2; // `\\`, `\"`, `\n`, …: the escaped byte is not an escape's start
+            continue;
+        }
+        let unit = hex(at + 2)?;
+        let pair_low = (0xD800..0xDC00).contains(&unit)
+            && line.get(at + 6..at + 8) == Some(b"\\u")
+            && hex(at + 8).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+        if pair_low {
+            at += 12;
+        } else if (0xD800..0xE000).contains(&unit) {
+            let column = column_of(line, at);
+            return Some(LoadErrorKind::Json(format!(
+                "lone surrogate \\u{unit:04x} at column {column}: half of a UTF-16 pair, not a character"
+            )));
+        } else {
+            at += 6;
+        }
+    }
+    None
+}
+
+/// The 1-based column (in characters) of byte `at` of `line`.
+fn column_of(line: &[u8], at: usize) -> usize {
+    String::from_utf8_lossy(&line[..at.min(line.len())])
+        .chars()
+        .count()
+        + 1
+}
+
+/// Reads a line simd-json refused with serde_json: the record, when the line is valid JSON
+/// after all, else an error saying what is wrong and at which column. Values under unknown
+/// keys are skipped unread (any number is fine there); a known field's value is read in full.
+fn stage_serde(line: &[u8], bytes: &mut String, number: usize) -> Result<Staged, LoadErrorKind> {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// A known field's value: the string, or `None` for any other JSON value.
+    struct Value(Option<String>);
+    /// The line: its known fields' (key, value) pairs in order, or `None` when it is not an
+    /// object.
+    struct Line(Option<Vec<(String, Option<String>)>>);
+
+    struct AnyValue;
+    impl<'de> Visitor<'de> for AnyValue {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value(Some(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value(Some(v)))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
+            Ok(Value(None))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
+            Ok(Value(None))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
+            Ok(Value(None))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
+            Ok(Value(None))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value(None))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Value(None))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Value(None))
+        }
+    }
+    impl<'de> serde::Deserialize<'de> for Value {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(AnyValue)
+        }
+    }
+
+    struct AnyLine;
+    impl<'de> Visitor<'de> for AnyLine {
+        type Value = Line;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
+            let mut pairs = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if Field::from_key(&key).is_some() {
+                    let Value(value) = map.next_value()?;
+                    pairs.push((key, value));
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Line(Some(pairs)))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Line, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Line(None))
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Line, E> {
+            Ok(Line(None))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Line, E> {
+            Ok(Line(None))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Line, E> {
+            Ok(Line(None))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Line, E> {
+            Ok(Line(None))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Line, E> {
+            Ok(Line(None))
+        }
+        fn visit_unit<E>(self) -> Result<Line, E> {
+            Ok(Line(None))
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let read = de
+        .deserialize_any(AnyLine)
+        .and_then(|l| de.end().map(|()| l));
+    // A lone surrogate first, wherever it is: serde_json skips one under an ignored key, and
+    // words one it reads as "lone leading surrogate" whichever half it is.
+    if let Some(fault) = lone_surrogate(line) {
+        return Err(fault);
+    }
+    let pairs = match read {
+        Ok(Line(Some(pairs))) => pairs,
+        Ok(Line(None)) => return Err(LoadErrorKind::NotAnObject),
+        Err(e) => return Err(LoadErrorKind::Json(describe_serde(line, &e))),
+    };
+    let values = field_values(pairs.iter().map(|(k, v)| (k.as_str(), v.as_deref())))?;
+    stage_decoded(&values, bytes, number)
+}
+
+/// serde_json's message without its position (`… at line 1 column 12`), and the column in
+/// characters of the line rather than bytes.
+fn describe_serde(line: &[u8], e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let what = match text.rfind(" at line ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    match e.column() {
+        0 => what.to_owned(),
+        column => format!("{what} at column {}", column_of(line, column - 1)),
     }
 }
 
@@ -449,8 +637,18 @@ fn stage_tape(
     if let Some(fault) = fault {
         return Err(LoadErrorKind::Json(fault.into()));
     }
+    stage_decoded(&values, bytes, number)
+}
+
+/// Stages a record whose values were decoded (escapes, a parser's own buffers): they are
+/// copied to the staging buffer `bytes`.
+fn stage_decoded(
+    values: &Values<'_>,
+    bytes: &mut String,
+    number: usize,
+) -> Result<Staged, LoadErrorKind> {
     let base = bytes.len();
-    let staged = finish(&values, number, base as u32, true, |value| {
+    let staged = finish(values, number, base as u32, true, |value| {
         let span = Span {
             start: (bytes.len() - base) as u16,
             len: value.len() as u16,

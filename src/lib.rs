@@ -106,6 +106,12 @@
 //!   a refused bulk load reports its first bad line.
 //! - The typed [`Query`] checks the same field rules as the wire (`iotId`, `productKey`,
 //!   `deviceName`, `moduleName`); a finished status in its [`StatusSet`] is an error.
+//! - Module names are stored as written. The contract takes a product's modules to be unique
+//!   ignoring case, and the store does not police it: given both `ble` and `BLE`,
+//!   `ModuleName=ble` answers the tasks of both.
+//! - In a bulk load, an ignored key's value may be any JSON (numbers of any size included);
+//!   a `\u` escape that is half of a surrogate pair, alone, is malformed JSON wherever it
+//!   is. A malformed line's message gives the column (in characters) where it goes wrong.
 //!
 //! ## Limitations
 //!

@@ -405,6 +405,15 @@ fn json_lines_longer_than_the_limit_are_refused() {
             .records,
         1
     );
+    // A CRLF line's CR is not part of its length: at the limit, with Windows line endings.
+    let crlf = format!("{}\r\n{line}\r\n{}\r\n", seed_line(), seed_line());
+    assert_eq!(
+        Engine::new()
+            .load_jsonl(crlf.as_bytes())
+            .expect("at the limit, CRLF")
+            .records,
+        3
+    );
 
     let input = format!("{}\n\n{}\n", seed_line(), padded_line(MAX_LINE_BYTES + 1));
     let error = refused_load(input.as_bytes());
@@ -447,6 +456,8 @@ fn data_files_larger_than_the_limit_are_refused_unread() {
     let error = engine.load_jsonl_file(&path).expect_err("gone");
     assert!(matches!(error.kind, LoadErrorKind::Io(_)), "{error}");
     assert!(error.to_string().contains("ota-index-hostile"), "{error}");
+    // A fault of the whole input is not reported as if it were on a line.
+    assert!(!error.to_string().starts_with("line"), "{error}");
 }
 
 /// The seed line with the value of `key` (a string field) replaced by `value` (JSON text).
@@ -604,12 +615,119 @@ fn invalid_utf8_and_nul_bytes_in_a_line_are_refused() {
     // An escaped NUL is valid JSON but breaks the field rule.
     let error = refused_load(with_value("productName", "\"Lamp\\u0000\"").as_bytes());
     assert_eq!(error.field(), Some(Field::ProductName));
-    // Lone surrogate escapes are not characters: a low one is malformed JSON; simd-json
-    // decodes a high one not followed by `\u` to a NUL, which every field rule refuses.
-    let error = refused_load(with_value("productName", "\"Lamp\\udc00\"").as_bytes());
-    assert!(matches!(error.kind, LoadErrorKind::Json(_)), "{error}");
-    let error = refused_load(with_value("productName", "\"Lamp\\ud800x\"").as_bytes());
-    assert_eq!(error.field(), Some(Field::ProductName), "{error}");
+}
+
+/// A lone half of a UTF-16 surrogate pair (`\ud800` with no low half after it, or a low half
+/// alone) is no character: malformed JSON wherever it is, under a known key or an ignored one,
+/// and the message says so (simd-json alone decoded a lone high half to a NUL, reported as
+/// the field's bad character, and let it pass under an ignored key). A whole pair, and an
+/// escaped backslash before `u`, are fine.
+#[test]
+fn lone_surrogate_escapes_are_malformed_json_wherever_they_are() {
+    let under_ignored_key = |value: &str| {
+        let seed = seed_line();
+        format!("{},\"taskDesc\":{value}}}", &seed[..seed.len() - 1])
+    };
+    for (line, escape) in [
+        (with_value("productName", r#""Lamp\udc00""#), "\\udc00"),
+        (with_value("productName", r#""Lamp\ud800x""#), "\\ud800"),
+        (with_value("productName", r#""Lamp\ud800""#), "\\ud800"),
+        (with_value("productName", r#""\ud800\u0041""#), "\\ud800"),
+        (with_value("srcVersion", r#""1\uDBFF""#), "\\udbff"),
+        (under_ignored_key(r#""\ud83d""#), "\\ud83d"),
+        (under_ignored_key(r#""\ude00""#), "\\ude00"),
+        (under_ignored_key(r#"["ok", {"k": "\ud800 "}]"#), "\\ud800"),
+        // With a number simd-json refuses, serde_json reads the line: the same verdict.
+        (under_ignored_key(r#"[1e400, "\ud800"]"#), "\\ud800"),
+    ] {
+        let error = refused_load(line.as_bytes());
+        assert_eq!(error.line, 1, "{line}: {error}");
+        let LoadErrorKind::Json(message) = &error.kind else {
+            panic!("{line}: not a JSON error: {error}");
+        };
+        assert!(
+            message.contains("lone surrogate") && message.contains(escape),
+            "{line}: {message}"
+        );
+    }
+    for line in [
+        with_value("productName", r#""Lamp \ud83d\ude00""#),
+        with_value("productName", r#""Lamp \\ud800""#),
+        under_ignored_key(r#""\uD83D\uDE00 \\udc00""#),
+    ] {
+        let engine = Engine::new();
+        engine.load_jsonl(line.as_bytes()).expect(&line);
+        assert_eq!(engine.len(), 1);
+    }
+    let engine = Engine::new();
+    engine
+        .load_jsonl(with_value("productName", r#""Lamp \ud83d\ude00""#).as_bytes())
+        .unwrap();
+    assert_eq!(engine.tasks()[0].product_name, "Lamp \u{1f600}");
+}
+
+/// Valid JSON that simd-json refuses (integers past 64 bits, numbers past `f64`) under an
+/// ignored key: the record loads, since unknown keys are ignored (contract section 2). As a
+/// known field's value, a number is still a field that is not a string, or out of range.
+#[test]
+fn numbers_of_any_size_under_ignored_keys_load() {
+    let seed = seed_line();
+    for value in [
+        "1e400",
+        "-1e400",
+        "1.0e400",
+        "-9223372036854775809",
+        "18446744073709551616",
+        "-123456789012345678901234567890",
+        "2.5e-400",
+        "[1e400, {\"a\": -99999999999999999999999}]",
+    ] {
+        let line = format!("{},\"progress\":{value}}}", &seed[..seed.len() - 1]);
+        let engine = Engine::new();
+        let report = engine
+            .load_jsonl(format!("{line}\n{line}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("{value}: {e}"));
+        assert_eq!(report.records, 2, "{value}");
+        assert_eq!(engine.len(), 1, "{value}");
+        assert_eq!(engine.tasks()[0].task_id, "183371207782747****");
+    }
+    let error = refused_load(with_value("jobId", "-9223372036854775809").as_bytes());
+    assert_eq!(
+        error.kind,
+        LoadErrorKind::InvalidField(ota_index::FieldError::new(
+            Field::JobId,
+            Violation::NotAString
+        ))
+    );
+    let error = refused_load(with_value("jobId", "1e400").as_bytes());
+    assert!(
+        matches!(&error.kind, LoadErrorKind::Json(m) if m.contains("out of range")),
+        "{error}"
+    );
+}
+
+/// A malformed line's message says what is wrong and at which column (in characters), in
+/// words rather than a parser's internals.
+#[test]
+fn malformed_json_messages_name_the_column() {
+    for (line, column) in [
+        ("\u{a0}", 1),
+        ("{\"taskId\":\"t1\",}", 16),
+        ("{\"productName\":\"Lampé\" \"x\"}", 24),
+        ("{\"taskId\" \"t1\"}", 11),
+        ("{\"taskDesc\":[1,2,,3]}", 18),
+    ] {
+        let error = refused_load(format!("{}\n{line}\n", seed_line()).as_bytes());
+        assert_eq!(error.line, 2, "{line}: {error}");
+        let LoadErrorKind::Json(message) = &error.kind else {
+            panic!("{line}: not a JSON error: {error}");
+        };
+        assert!(
+            message.ends_with(&format!(" at column {column}")),
+            "{line}: {message}"
+        );
+        assert!(!message.contains("Error"), "{line}: {message}");
+    }
 }
 
 /// Deeply nested JSON under an ignored key, up to the line limit (about 30,000 levels): the
