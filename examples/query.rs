@@ -6,13 +6,14 @@
 //!
 //! One request per input line (a query string, optionally with a leading `?`, or a whole
 //! URL); one compact JSON response per output line. A bad data file: a message naming the
-//! line, exit status 1, no output. Bad arguments: exit status 2.
+//! line, exit status 1, no output. Bad arguments (a flag given twice among them): usage on
+//! standard error, exit status 2; `--help`: usage on standard output, exit status 0.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
 
 use ota_index::rpc::{query_part, HttpRequest, KeyCase, Service};
-use ota_index::Engine;
+use ota_index::{Engine, LoadErrorKind};
 
 const USAGE: &str = "usage: query --data FILE [--case camel|pascal] [--request-id ID]";
 
@@ -22,8 +23,9 @@ struct Args {
     request_id: Option<String>,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut data, mut case, mut request_id) = (None, KeyCase::Camel, None);
+/// The arguments, or `None` for `--help`. A flag given twice is a bad argument.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let (mut data, mut case, mut request_id) = (None, None, None);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
@@ -35,23 +37,36 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 .or_else(|| args.next())
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
+        let once = |given: bool| match given {
+            true => Err(format!("{flag} is given twice")),
+            false => Ok(()),
+        };
         match flag.as_str() {
-            "--data" => data = Some(value()?),
-            "--case" => {
-                let v = value()?;
-                case = KeyCase::parse(&v)
-                    .ok_or_else(|| format!("--case must be camel or pascal, not {v:?}"))?;
+            "--data" => {
+                once(data.is_some())?;
+                data = Some(value()?);
             }
-            "--request-id" => request_id = Some(value()?),
-            "-h" | "--help" => return Err(String::new()),
+            "--case" => {
+                once(case.is_some())?;
+                let v = value()?;
+                case = Some(
+                    KeyCase::parse(&v)
+                        .ok_or_else(|| format!("--case must be camel or pascal, not {v:?}"))?,
+                );
+            }
+            "--request-id" => {
+                once(request_id.is_some())?;
+                request_id = Some(value()?);
+            }
+            "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Args {
+    Ok(Some(Args {
         data: data.ok_or("--data FILE is required")?,
-        case,
+        case: case.unwrap_or(KeyCase::Camel),
         request_id,
-    })
+    }))
 }
 
 /// A request line as text. A line that is not UTF-8 is still a request: its non-ASCII bytes
@@ -76,18 +91,24 @@ fn request_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("query: {e}");
-            }
+            eprintln!("query: {e}");
             eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
     let engine = Engine::new();
     if let Err(e) = engine.load_jsonl_file(&args.data) {
-        eprintln!("query: {}: {e}", args.data);
+        // A file that cannot be read: the error names it already.
+        match e.kind {
+            LoadErrorKind::Io(_) => eprintln!("query: {e}"),
+            _ => eprintln!("query: {}: {e}", args.data),
+        }
         return ExitCode::from(1);
     }
     let service = Service::new(engine).with_case(args.case);

@@ -176,6 +176,9 @@ fn bad_arguments_are_exit_2() {
         &["--data", DATA, "--unknown"],
         &["--data", DATA, "--request-id"],
         &["--data", DATA, "extra"],
+        &["--data", DATA, "--data", DATA],
+        &["--data", DATA, "--case", "camel", "--case=pascal"],
+        &["--data", DATA, "--request-id=a", "--request-id", "a"],
     ] {
         let out = run(args, b"");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -185,4 +188,29 @@ fn bad_arguments_are_exit_2() {
             "{args:?}"
         );
     }
+}
+
+#[test]
+fn help_is_usage_on_standard_output_and_exit_0() {
+    let out = run(&["--help"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("usage: query"));
+}
+
+/// A URL without a scheme (`host:port/?…`) is a whole URL too: its query is what follows `?`.
+/// A query string's own `?` (inside a value) stays data.
+#[test]
+fn an_address_without_a_scheme_is_a_url() {
+    let out = run(
+        &["--data", DATA, "--request-id=r"],
+        b"127.0.0.1:8686/?Action=ListOTAUnfinishedTaskByDevice&IotId=OZs5tjTkzRRTZSCekmbRk1****\n\
+          localhost?Action=ListOTAUnfinishedTaskByDevice&IotId=OZs5tjTkzRRTZSCekmbRk1****#top\n\
+          Action=ListOTAUnfinishedTaskByDevice&IotId=OZs5tjTkzRRTZSCekmbRk1****?\n",
+    );
+    let answers = lines(&out);
+    let found: Vec<usize> = answers
+        .iter()
+        .map(|a| a["data"]["simpleOTATaskInfo"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(found, [1, 1, 0]);
 }

@@ -256,6 +256,24 @@ fn a_body_over_the_limit_is_refused_with_413() {
     raw.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(server.send_raw(&raw).status, 413);
 
+    // A chunked body that breaks its encoding: a malformed request, in the gateway envelope
+    // with a code of contract section 5.
+    let raw = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n\
+         zz\r\nAction=x\r\n0\r\n\r\n",
+        server.addr
+    );
+    let reply = server.send_raw(raw.as_bytes());
+    assert_eq!(reply.status, 400);
+    let json = reply.json();
+    assert_eq!(json["code"], "InvalidParameter", "{json}");
+    assert_eq!(json["success"], false, "{json}");
+    assert!(
+        json["message"].as_str().is_some_and(|m| m.contains("body")),
+        "{json}"
+    );
+
     // A body just under the limit is read and answered.
     body.truncate(60_000);
     let reply = server.post_form("/", std::str::from_utf8(&body).expect("ASCII"));
@@ -476,6 +494,9 @@ fn bad_arguments_exit_2_and_a_bad_data_file_exits_1_naming_the_line() {
         &["--addr", "not an address"],
         &["--data"],
         &["--verbose"],
+        &["--case", "camel", "--case=pascal"],
+        &["--addr", "127.0.0.1:0", "--addr", "127.0.0.1:0"],
+        &["--data", DATA, "--data", DATA],
     ] {
         let out = Command::new(serve_binary())
             .args(args)
@@ -489,6 +510,13 @@ fn bad_arguments_exit_2_and_a_bad_data_file_exits_1_naming_the_line() {
         );
         assert!(out.stdout.is_empty(), "no output for {args:?}");
     }
+
+    let help = Command::new(serve_binary())
+        .arg("--help")
+        .output()
+        .expect("run serve");
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("usage: serve"));
 
     let good = std::fs::read_to_string(DATA).expect("the contract data");
     let first = good.lines().next().expect("a first line");

@@ -95,11 +95,9 @@ async fn answer(
                     rejection.body_text()
                 )
             };
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ErrorCode::InvalidParameter.as_str()
-            } else {
-                "InvalidRequest"
-            };
+            // A body too long or unreadable (a broken chunked encoding, …) is a malformed
+            // request: the code of contract section 5 for one, with the HTTP layer's status.
+            let code = ErrorCode::InvalidParameter.as_str();
             return gateway_error(case, status, code, &message);
         }
     };

@@ -16,8 +16,10 @@
 //! - `--access-key ID:SECRET`, repeatable: requests must be signed with one of these keys
 //!   (RPC v1 HMAC-SHA1 or V3 ACS3-HMAC-SHA256, contract section 6).
 //!
-//! Every flag also takes the `--flag=value` form. Bad arguments: usage on standard error,
-//! exit status 2. A bad data file: a message naming the line, exit status 1.
+//! Every flag also takes the `--flag=value` form. Bad arguments (a flag other than
+//! `--access-key` given twice among them): usage on standard error, exit status 2;
+//! `--help`: usage on standard output, exit status 0. A bad data file: a message naming the
+//! line, exit status 1.
 //!
 //! HTTP face (choices of this program, beyond the contract):
 //!
@@ -29,10 +31,16 @@
 //! - Every answer is `Content-Type: application/json;charset=utf-8`, in the envelopes of
 //!   contract section 4, with the HTTP status of section 5.
 //! - Every request header is passed to the signature layer as received.
-//! - Limits: a body over 64 KiB is answered 413 (gateway envelope, code `InvalidParameter`,
-//!   the code the service gives an over-long query string); a request not answered within
-//!   10 s (a client that sends its body slowly) is answered 408 (code `RequestTimeout`);
-//!   at most 1,024 requests are answered at once, the rest wait their turn.
+//! - Limits: a body over 64 KiB is answered 413, and a body that cannot be read (a broken
+//!   chunked encoding) 400, both with the gateway envelope and code `InvalidParameter`; a
+//!   request not answered within 10 s (a client that sends its body slowly) is answered 408
+//!   (code `RequestTimeout`); at most 1,024 requests are answered at once, the rest wait
+//!   their turn.
+//! - What the HTTP library (hyper) refuses before a request reaches this program is answered
+//!   by it, with an empty body: a request line of about 64 KiB or more (414), too many or
+//!   too long headers (431), a message that is not HTTP/1.1 (400). The service's own limit on
+//!   the query string (`InvalidParameter`, `ota_index::rpc::MAX_REQUEST_BYTES`) applies
+//!   to callers of the library.
 //! - The service call itself runs on the async worker: it takes microseconds and never
 //!   blocks, so a `spawn_blocking` hop would cost more than it saves.
 //! - SIGINT (Ctrl-C) or SIGTERM: stop accepting, let requests in flight finish (at most
@@ -45,7 +53,7 @@ use std::time::Duration;
 
 use ota_index::fleet::Fleet;
 use ota_index::rpc::{KeyCase, Service, Verifier};
-use ota_index::Engine;
+use ota_index::{Engine, LoadErrorKind};
 
 mod app;
 use app::router;
@@ -67,13 +75,16 @@ struct Args {
     access_keys: Vec<(String, String)>,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+/// The arguments, or `None` for `--help`. A flag other than `--access-key` given twice is a
+/// bad argument.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut parsed = Args {
         data: None,
         addr: (DEFAULT_ADDR.to_owned(), Vec::new()),
         case: KeyCase::Camel,
         access_keys: Vec::new(),
     };
+    let mut given: Vec<String> = Vec::new();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
@@ -85,6 +96,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 .or_else(|| args.next())
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
+        if ["--data", "--addr", "--case"].contains(&flag.as_str()) {
+            if given.contains(&flag) {
+                return Err(format!("{flag} is given twice"));
+            }
+            given.push(flag.clone());
+        }
         match flag.as_str() {
             "--data" => parsed.data = Some(value()?),
             "--addr" => parsed.addr.0 = value()?,
@@ -102,7 +119,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     _ => return Err(format!("--access-key must be ID:SECRET, not {v:?}")),
                 }
             }
-            "-h" | "--help" => return Err(String::new()),
+            "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -114,7 +131,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     if parsed.addr.1.is_empty() {
         return Err(format!("--addr {:?} names no address", parsed.addr.0));
     }
-    Ok(parsed)
+    Ok(Some(parsed))
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
@@ -177,11 +194,13 @@ fn url_value(value: &str) -> String {
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("serve: {e}");
-            }
+            eprintln!("serve: {e}");
             eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
@@ -192,7 +211,11 @@ fn main() -> ExitCode {
         Some(path) => match engine.load_jsonl_file(path) {
             Ok(report) => println!("loaded {} records from {path}", report.records),
             Err(e) => {
-                eprintln!("serve: {path}: {e}");
+                // A file that cannot be read: the error names it already.
+                match e.kind {
+                    LoadErrorKind::Io(_) => eprintln!("serve: {e}"),
+                    _ => eprintln!("serve: {path}: {e}"),
+                }
                 return ExitCode::from(1);
             }
         },

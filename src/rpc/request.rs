@@ -607,8 +607,7 @@ fn check_well_formed<'p>(params: &'p Params<'_>, known: &mut Known<'p>) -> Resul
 fn duplicate(first: &str, again: &str) -> String {
     if first == again {
         format!(
-            "The parameter {} is given more than once (query string and form body \
-             together); give it once.",
+            "The parameter {} is given more than once; give it once.",
             echo(again)
         )
     } else {

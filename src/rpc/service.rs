@@ -67,14 +67,17 @@ impl<'a> HttpRequest<'a> {
 }
 
 /// The part of a request line that holds parameters: a query string as is (a `?` or `#`
-/// inside it is data), without a leading `?`; or, for a whole URL (`scheme://…` or a path
-/// starting with `/`), the part after its first `?`, its fragment dropped.
+/// inside it is data), without a leading `?`; or, for a whole URL (`scheme://…`, a path
+/// starting with `/`, or an address without a scheme: whatever comes before the first `?`
+/// when that holds no `=` or `&`, which a query string's first parameter would), the part
+/// after its first `?`, its fragment dropped.
 ///
 /// ```
 /// use ota_index::rpc::query_part;
 /// assert_eq!(query_part("?Action=X&IotId=1"), "Action=X&IotId=1");
 /// assert_eq!(query_part("http://127.0.0.1:8686/?Action=X#top"), "Action=X");
 /// assert_eq!(query_part("/?Action=X"), "Action=X");
+/// assert_eq!(query_part("127.0.0.1:8686/?Action=X"), "Action=X");
 /// assert_eq!(query_part("Action=X&IotId=a?b#c"), "Action=X&IotId=a?b#c");
 /// ```
 pub fn query_part(line: &str) -> &str {
@@ -85,7 +88,10 @@ pub fn query_part(line: &str) -> &str {
     let is_url = line.starts_with('/')
         || line.split_once("://").is_some_and(|(scheme, _)| {
             !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphabetic())
-        });
+        })
+        || line
+            .split_once('?')
+            .is_some_and(|(address, _)| !address.contains(['=', '&']));
     if !is_url {
         return line;
     }
