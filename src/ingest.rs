@@ -263,7 +263,8 @@ impl<'a> Stager<'a> {
                     kind: LoadErrorKind::LineTooLong { bytes: text.len() },
                 });
             }
-            let staged = match self.input.get(line_start..end) {
+            // Without its CR, a CRLF line is as flat as an LF one.
+            let staged = match self.input.get(line_start..line_start + text.len()) {
                 Some(text) => self.stage_flat(text, line_start, number),
                 None => None,
             };
@@ -1110,6 +1111,17 @@ mod tests {
             field_of(&SEED.replace("device_actived", "dev")),
             (Field::DeviceName, Violation::Length { .. })
         ));
+    }
+
+    /// A CRLF line is read by the flat scanner, without its CR, as its LF twin is.
+    #[test]
+    fn crlf_lines_stay_flat() {
+        let input = format!("{SEED}\r\n{}\r\n", SEED.replace("t1", "t2"));
+        let mut s = Stager::new(input.as_bytes());
+        s.stage_all(input.as_bytes()).unwrap();
+        assert_eq!(s.records.len(), 2);
+        assert!(s.records.iter().all(|r| !r.decoded));
+        assert_eq!(s.get(0).to_owned(), stage(SEED).unwrap());
     }
 
     #[test]

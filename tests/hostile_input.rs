@@ -791,6 +791,8 @@ fn blank_lines_crlf_and_empty_input() {
         fresh.load_jsonl(crlf.as_bytes()).expect("CRLF").records,
         EXAMPLES.lines().count()
     );
+    // The same tasks as with LF endings, to the byte (no CR kept in a value).
+    assert_eq!(sorted(&fresh), sorted(&engine()));
     // A byte-order mark before the first line is skipped (editors on some systems add one).
     let bom = format!("\u{feff}{}", seed_line());
     assert_eq!(
