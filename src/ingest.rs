@@ -5,8 +5,9 @@
 //! any other line is parsed with simd-json (buffers reused across lines) and its values are
 //! decoded into one staging buffer. A line simd-json refuses is read once more with
 //! serde_json, which takes the valid JSON simd-json does not (integers past 64 bits, numbers
-//! past `f64`, under ignored keys) and says at which column a malformed line goes wrong. Either way the line becomes a fixed-size `Staged` record
-//! once its fields pass their rules. Once every line has, the batch goes to
+//! past `f64`, under ignored keys) and says at which column a malformed line goes wrong.
+//! Either way the line becomes a fixed-size `Staged` record once its fields pass their
+//! rules. Once every line has, the batch goes to
 //! [`Engine::write_batch`]'s path, which checks identities against the store and the batch
 //! itself before applying anything. Any error leaves the store as it was.
 
@@ -19,8 +20,9 @@ use crate::engine::{Engine, WriteError, WriteSummary};
 use crate::model::{Field, FieldError, RecordRef, TaskStatus, Timestamp, Violation, STRING_FIELDS};
 use crate::prefetch::{prefetch, prefetch_bytes};
 
-/// Longest line accepted, in bytes. A record's own fields take at most about 1.5 KiB; the
-/// rest leaves room for the unknown keys of `ListOTATaskByJob` records (`taskDesc`, …).
+/// Longest line accepted, in bytes, not counting its line ending (`\n` or `\r\n`). A
+/// record's own fields take at most about 1.5 KiB; the rest leaves room for the unknown keys
+/// of `ListOTATaskByJob` records (`taskDesc`, …).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Largest input one load accepts (offsets in the staging buffer are 32-bit).
@@ -28,7 +30,6 @@ pub const MAX_LOAD_BYTES: usize = u32::MAX as usize;
 
 /// A bulk load that was refused, and where. The store is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{kind}", if *line == 0 { String::new() } else { format!("line {line}: ") })]
 pub struct LoadError {
     /// 1-based line number of the fault (0 for faults of the whole input).
     pub line: usize,
@@ -47,6 +48,16 @@ impl LoadError {
     }
 }
 
+/// `line N: what`, or just `what` for a fault of the whole input.
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
+        write!(f, "{}", self.kind)
+    }
+}
+
 /// What was wrong with a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -59,7 +70,7 @@ pub enum LoadErrorKind {
     InvalidField(FieldError),
     /// The line is longer than [`MAX_LINE_BYTES`].
     LineTooLong {
-        /// The line's length in bytes.
+        /// The line's length in bytes, without its line ending.
         bytes: usize,
     },
     /// The input is larger than [`MAX_LOAD_BYTES`].
@@ -325,7 +336,7 @@ impl<'a> Stager<'a> {
         let base = self.bytes.len();
         let result = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
             Ok(()) => match lone_surrogate(line) {
-                Some(fault) => Err(fault),
+                Some(fault) => Err(lone_surrogate_error(line, fault)),
                 None => stage_tape(&tape.0, &mut self.bytes, number),
             },
             Err(_) => {
@@ -341,15 +352,19 @@ impl<'a> Stager<'a> {
     }
 }
 
-/// The first `\u` escape of `line` (one simd-json accepted: outside strings there are no
-/// backslashes) that is half of a surrogate pair without its other half, as an error. Such an
-/// escape is no character: simd-json refuses a lone low half but decodes a lone high one to
-/// NUL, which would be reported as a field's bad character, or pass unseen under an ignored
-/// key; every lone half is malformed JSON here, wherever it is.
-fn lone_surrogate(line: &[u8]) -> Option<LoadErrorKind> {
+/// The first `\u` escape of `line` that is half of a surrogate pair without its other half:
+/// its byte offset and code unit. Such an escape is no character: simd-json refuses a lone
+/// low half but decodes a lone high one to NUL (which a field's rule would report as a bad
+/// character) or lets it pass under an ignored key; every lone half is malformed JSON here,
+/// wherever it is. On a line a parser accepted, backslashes occur only in strings; on any
+/// other, a misreading changes at most which fault is reported.
+fn lone_surrogate(line: &[u8]) -> Option<(usize, u16)> {
     let hex = |at: usize| {
-        let digits = std::str::from_utf8(line.get(at..at + 4)?).ok()?;
-        u16::from_str_radix(digits, 16).ok()
+        let digits = line.get(at..at + 4)?;
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
     };
     let mut at = memchr::memchr(b'\\', line)?;
     while at + 1 < line.len() {
@@ -368,15 +383,20 @@ fn lone_surrogate(line: &[u8]) -> Option<LoadErrorKind> {
         if pair_low {
             at += 12;
         } else if (0xD800..0xE000).contains(&unit) {
-            let column = column_of(line, at);
-            return Some(LoadErrorKind::Json(format!(
-                "lone surrogate \\u{unit:04x} at column {column}: half of a UTF-16 pair, not a character"
-            )));
+            return Some((at, unit));
         } else {
             at += 6;
         }
     }
     None
+}
+
+/// The error for a lone surrogate escape at byte `at` of `line`.
+fn lone_surrogate_error(line: &[u8], (at, unit): (usize, u16)) -> LoadErrorKind {
+    LoadErrorKind::Json(format!(
+        "lone surrogate \\u{unit:04x} at column {}: half of a UTF-16 pair, not a character",
+        column_of(line, at)
+    ))
 }
 
 /// The 1-based column (in characters) of byte `at` of `line`.
@@ -388,116 +408,73 @@ fn column_of(line: &[u8], at: usize) -> usize {
 }
 
 /// Reads a line simd-json refused with serde_json: the record, when the line is valid JSON
-/// after all, else an error saying what is wrong and at which column. Values under unknown
-/// keys are skipped unread (any number is fine there); a known field's value is read in full.
+/// after all, else an error saying what is wrong and at which column. Every value is read
+/// raw (its syntax checked, a number's range not), then a known field's, if a string,
+/// decoded; so a number of any size is fine under an ignored key and is a field that is not
+/// a string under a known one, as on the simd-json path.
 fn stage_serde(line: &[u8], bytes: &mut String, number: usize) -> Result<Staged, LoadErrorKind> {
-    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{Deserializer as _, MapAccess, Visitor};
+    use serde_json::value::RawValue;
 
-    /// A known field's value: the string, or `None` for any other JSON value.
-    struct Value(Option<String>);
-    /// The line: its known fields' (key, value) pairs in order, or `None` when it is not an
-    /// object.
-    struct Line(Option<Vec<(String, Option<String>)>>);
+    /// An object's known fields' (key, raw value) pairs, in order.
+    struct Pairs<'t>(Vec<(String, &'t str)>);
 
-    struct AnyValue;
-    impl<'de> Visitor<'de> for AnyValue {
-        type Value = Value;
+    struct Object;
+    impl<'de> Visitor<'de> for Object {
+        type Value = Pairs<'de>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON value")
+            f.write_str("a JSON object")
         }
-        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-            Ok(Value(Some(v.to_owned())))
-        }
-        fn visit_string<E>(self, v: String) -> Result<Value, E> {
-            Ok(Value(Some(v)))
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
-            Ok(Value(None))
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
-            Ok(Value(None))
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
-            Ok(Value(None))
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
-            Ok(Value(None))
-        }
-        fn visit_unit<E>(self) -> Result<Value, E> {
-            Ok(Value(None))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Value(None))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(Value(None))
-        }
-    }
-    impl<'de> serde::Deserialize<'de> for Value {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-            d.deserialize_any(AnyValue)
-        }
-    }
-
-    struct AnyLine;
-    impl<'de> Visitor<'de> for AnyLine {
-        type Value = Line;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON value")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pairs<'de>, A::Error> {
             let mut pairs = Vec::new();
             while let Some(key) = map.next_key::<String>()? {
+                let raw = map.next_value::<&'de RawValue>()?.get();
                 if Field::from_key(&key).is_some() {
-                    let Value(value) = map.next_value()?;
-                    pairs.push((key, value));
-                } else {
-                    map.next_value::<IgnoredAny>()?;
+                    pairs.push((key, raw));
                 }
             }
-            Ok(Line(Some(pairs)))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Line, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Line(None))
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Line, E> {
-            Ok(Line(None))
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Line, E> {
-            Ok(Line(None))
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Line, E> {
-            Ok(Line(None))
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Line, E> {
-            Ok(Line(None))
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Line, E> {
-            Ok(Line(None))
-        }
-        fn visit_unit<E>(self) -> Result<Line, E> {
-            Ok(Line(None))
+            Ok(Pairs(pairs))
         }
     }
 
-    let mut de = serde_json::Deserializer::from_slice(line);
-    let read = de
-        .deserialize_any(AnyLine)
-        .and_then(|l| de.end().map(|()| l));
-    // A lone surrogate first, wherever it is: serde_json skips one under an ignored key, and
-    // words one it reads as "lone leading surrogate" whichever half it is.
-    if let Some(fault) = lone_surrogate(line) {
-        return Err(fault);
-    }
-    let pairs = match read {
-        Ok(Line(Some(pairs))) => pairs,
-        Ok(Line(None)) => return Err(LoadErrorKind::NotAnObject),
-        Err(e) => return Err(LoadErrorKind::Json(describe_serde(line, &e))),
+    // serde_json checks UTF-8 only in the strings it decodes, not in those it skips.
+    let text = match simdutf8::compat::from_utf8(line) {
+        Ok(text) => text,
+        Err(e) => {
+            let column = column_of(line, e.valid_up_to());
+            return Err(LoadErrorKind::Json(format!(
+                "invalid UTF-8 at column {column}"
+            )));
+        }
     };
-    let values = field_values(pairs.iter().map(|(k, v)| (k.as_str(), v.as_deref())))?;
+    let json_error = |e: serde_json::Error| LoadErrorKind::Json(describe_serde(line, &e));
+    let surrogate = lone_surrogate(line);
+    let read = if text.trim_start().starts_with('{') {
+        let mut de = serde_json::Deserializer::from_str(text);
+        de.deserialize_map(Object)
+            .and_then(|pairs| de.end().map(|()| Some(pairs)))
+    } else {
+        serde_json::from_str::<&RawValue>(text).map(|_| None)
+    };
+    // A lone surrogate is reported where it comes first: serde_json skips one in the values
+    // it reads raw (and words one as "lone leading surrogate" whichever half it is).
+    let pairs = match (read, surrogate) {
+        (Err(e), Some(s)) if s.0 < e.column() => return Err(lone_surrogate_error(line, s)),
+        (Err(e), _) => return Err(json_error(e)),
+        (Ok(_), Some(s)) => return Err(lone_surrogate_error(line, s)),
+        (Ok(None), None) => return Err(LoadErrorKind::NotAnObject),
+        (Ok(Some(Pairs(pairs))), None) => pairs,
+    };
+    // A known field's raw value decoded: a string, or `None` for any other JSON value.
+    let mut decoded = Vec::with_capacity(pairs.len());
+    for (key, raw) in &pairs {
+        let value = match raw.starts_with('"') {
+            true => Some(serde_json::from_str::<String>(raw).map_err(json_error)?),
+            false => None,
+        };
+        decoded.push((key.as_str(), value));
+    }
+    let values = field_values(decoded.iter().map(|(k, v)| (*k, v.as_deref())))?;
     stage_decoded(&values, bytes, number)
 }
 
@@ -505,14 +482,23 @@ fn stage_serde(line: &[u8], bytes: &mut String, number: usize) -> Result<Staged,
 /// characters of the line rather than bytes.
 fn describe_serde(line: &[u8], e: &serde_json::Error) -> String {
     let text = e.to_string();
-    let what = match text.rfind(" at line ") {
+    let what = match text.find(" at line ") {
         Some(at) => &text[..at],
         None => &text,
     };
-    match e.column() {
-        0 => what.to_owned(),
-        column => format!("{what} at column {}", column_of(line, column - 1)),
+    let mut at = match e.column() {
+        0 => return what.to_owned(),
+        column => column - 1,
+    };
+    if what.starts_with("control character") {
+        // serde_json places this fault at the control byte in a string it decodes, and one
+        // byte before it in a string it skips: the byte itself, either way.
+        let from = at.saturating_sub(1).min(line.len());
+        if let Some(p) = line[from..].iter().position(|&b| b < 0x20) {
+            at = from + p;
+        }
     }
+    format!("{what} at column {}", column_of(line, at))
 }
 
 /// Reads a line that is exactly `{"k":"v",…}` (spaces allowed between tokens) where no key or

@@ -38,7 +38,7 @@
 //!   their turn.
 //! - What the HTTP library (hyper) refuses before a request reaches this program is answered
 //!   by it, with an empty body: a request line of about 64 KiB or more (414), too many or
-//!   too long headers (431), a message that is not HTTP/1.1 (400). The service's own limit on
+//!   too long headers (431), a malformed HTTP/1 message (400). The service's own limit on
 //!   the query string (`InvalidParameter`, `ota_index::rpc::MAX_REQUEST_BYTES`) applies
 //!   to callers of the library.
 //! - The service call itself runs on the async worker: it takes microseconds and never
