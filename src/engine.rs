@@ -293,7 +293,8 @@ pub enum WriteError {
 }
 
 impl WriteError {
-    /// The field at fault (`iotId` for identity conflicts).
+    /// The field at fault: for an identity conflict, `iotId` when the record's `iotId` is
+    /// bound to another pair, `deviceName` when its pair is bound to another `iotId`.
     pub fn field(&self) -> Option<Field> {
         match self {
             WriteError::InvalidField(e) => Some(e.field),
@@ -1044,7 +1045,7 @@ impl Engine {
         // The usual event, a status change, repeats every string of the stored task: those
         // were validated when stored, so the record needs no validation (the field rules were
         // a third of an upsert's instructions). Anything else is validated first, as always.
-        let fast = if record.within_field_lengths() {
+        let fast = if record.within_bounds() {
             self.replace_in_place(&dir, record, Checked::ByEquality)
         } else {
             InPlace::NotHere
@@ -1131,7 +1132,12 @@ impl Engine {
         }
         if !validated {
             for i in 0..n {
-                get(i).validate().map_err(|e| (i, WriteError::from(e)))?;
+                if let Err(e) = get(i).validate() {
+                    // One by one, an earlier record's identity conflict would be refused first.
+                    return Err(self
+                        .first_identity_conflict(i, &get)
+                        .unwrap_or((i, WriteError::from(e))));
+                }
             }
         }
         let mut dir = self.inner.writer.lock();
@@ -1732,14 +1738,14 @@ impl Engine {
     /// hash), with the two buckets it will probe on the way (its device's in the shard's
     /// `iotId` table, its task's in the directory); the shard's guard taken into `shards` if
     /// not held yet. `None` when the record cannot be the usual event (a string over its
-    /// length, an unknown instance).
+    /// length, a time the format cannot write, an unknown instance).
     fn place<'e>(
         &'e self,
         shards: &mut Guards<'e>,
         dir: &Directory,
         rec: &RecordRef<'_>,
     ) -> Option<(InstanceId, usize, u64, u64)> {
-        if !rec.within_field_lengths() {
+        if !rec.within_bounds() {
             return None;
         }
         let instance = self.known_instance(rec.iot_instance_id)?;

@@ -106,6 +106,9 @@
 //!   a refused bulk load reports its first bad line.
 //! - The typed [`Query`] checks the same field rules as the wire (`iotId`, `productKey`,
 //!   `deviceName`, `moduleName`); a finished status in its [`StatusSet`] is an error.
+//! - A typed record's times must lie in years 0000 to 9999 ([`Timestamp::MIN`] to
+//!   [`Timestamp::MAX`]), the instants the format can write back; others are refused as a
+//!   bad timestamp, as unparsable text is.
 //! - Module names are stored as written. The contract takes a product's modules to be unique
 //!   ignoring case, and the store does not police it: given both `ble` and `BLE`,
 //!   `ModuleName=ble` answers the tasks of both.

@@ -179,6 +179,19 @@ pub struct Timestamp(i64);
 pub const TIMESTAMP_LEN: usize = 24;
 
 impl Timestamp {
+    /// The earliest instant the contract's format can write, `0000-01-01T00:00:00.000Z`.
+    pub const MIN: Timestamp = Timestamp(-62_167_219_200_000);
+
+    /// The latest instant the contract's format can write, `9999-12-31T23:59:59.999Z`.
+    /// A record whose times lie outside [`Timestamp::MIN`]`..=`[`Timestamp::MAX`] is refused
+    /// ([`Violation::BadTimestamp`]): written back, it would read as another instant.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999);
+
+    /// Whether the contract's format can write this instant (years 0000 to 9999).
+    pub const fn is_writable(self) -> bool {
+        self.0 >= Timestamp::MIN.0 && self.0 <= Timestamp::MAX.0
+    }
+
     /// The instant `millis` milliseconds after the Unix epoch.
     pub const fn from_millis(millis: i64) -> Timestamp {
         Timestamp(millis)
@@ -717,7 +730,8 @@ pub enum Violation {
     },
     /// Not one of the seven status names.
     UnknownStatus,
-    /// Not `YYYY-MM-DDThh:mm:ss[.fff]Z`, or not a real instant.
+    /// Not `YYYY-MM-DDThh:mm:ss[.fff]Z`, or not a real instant; for a typed record, an
+    /// instant outside years 0000 to 9999 ([`Timestamp::is_writable`]).
     BadTimestamp,
     /// The JSON value is not a string (a number, `null`, an object, …).
     NotAString,
@@ -739,7 +753,7 @@ impl fmt::Display for Violation {
                 "is not a task status (CONFIRM, QUEUED, NOTIFIED, IN_PROGRESS, SUCCEEDED, FAILED, CANCELED)",
             ),
             Violation::BadTimestamp => {
-                f.write_str("is not a UTC time of the form YYYY-MM-DDThh:mm:ss[.fff]Z")
+                f.write_str("is not a UTC time of the form YYYY-MM-DDThh:mm:ss[.fff]Z, years 0000 to 9999")
             }
             Violation::NotAString => f.write_str("must be a JSON string"),
             Violation::Duplicate => f.write_str("is given twice"),
@@ -801,7 +815,8 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
-    /// Checks every field rule of contract section 1; the first broken rule, in field order.
+    /// Checks every field rule of contract section 1; the first broken rule, in field order,
+    /// the times last (each must be one the format can write, [`Timestamp::is_writable`]).
     ///
     /// ```
     /// use ota_index::{Field, TaskRecord, TaskStatus, Timestamp};
@@ -885,10 +900,26 @@ pub struct RecordRef<'a> {
 
 impl RecordRef<'_> {
     /// True when no string is longer in bytes than any field rule allows (64 characters of
-    /// up to 4 bytes): a cheap bound, checked before a record's strings are hashed under a
-    /// lock without having been validated.
-    pub(crate) fn within_field_lengths(&self) -> bool {
+    /// up to 4 bytes) and both times are writable: a cheap bound, checked before a record's
+    /// strings are hashed under a lock without having been validated (a record equal to a
+    /// stored task but for its status and times needs no other check).
+    pub(crate) fn within_bounds(&self) -> bool {
         self.string_fields().iter().all(|(_, v)| v.len() <= 4 * 64)
+            && self.utc_create.is_writable()
+            && self.utc_modified.is_writable()
+    }
+
+    /// Both times checked: the first one the contract's format cannot write.
+    fn check_times(&self) -> Result<(), FieldError> {
+        for (field, time) in [
+            (Field::UtcCreate, self.utc_create),
+            (Field::UtcModified, self.utc_modified),
+        ] {
+            if !time.is_writable() {
+                return Err(FieldError::new(field, Violation::BadTimestamp));
+            }
+        }
+        Ok(())
     }
 
     /// The string fields with their values, in field order (for validation).
@@ -913,7 +944,7 @@ impl RecordRef<'_> {
         for (field, value) in self.string_fields() {
             field.check(value).map_err(|v| FieldError::new(field, v))?;
         }
-        Ok(())
+        self.check_times()
     }
 
     /// An owned copy.

@@ -555,6 +555,63 @@ fn each_field_rule_is_enforced_on_writes() {
     validate(&engine);
 }
 
+/// A typed record's times must be ones the contract's format can write (years 0000 to
+/// 9999): one outside would be written back as another instant (the year modulo 10,000), out
+/// of order. Refused through `upsert` and `write_batch` alike, the usual status event (a
+/// stored task, every string as stored) included; the bounds themselves are accepted and
+/// written back as themselves.
+#[test]
+fn times_the_format_cannot_write_are_refused() {
+    let engine = engine();
+    let before = sorted(&engine);
+    let stored = before[0].clone();
+    let past_min = Timestamp::from_millis(Timestamp::MIN.as_millis() - 1);
+    let past_max = Timestamp::from_millis(Timestamp::MAX.as_millis() + 1);
+    for time in [
+        past_min,
+        past_max,
+        Timestamp::from_millis(i64::MIN),
+        Timestamp::from_millis(i64::MAX),
+    ] {
+        for field in [Field::UtcCreate, Field::UtcModified] {
+            let mut bad = stored.clone();
+            match field {
+                Field::UtcCreate => bad.utc_create = time,
+                _ => bad.utc_modified = time,
+            }
+            let refused = WriteError::InvalidField(ota_index::FieldError::new(
+                field,
+                Violation::BadTimestamp,
+            ));
+            assert_eq!(engine.upsert(&bad), Err(refused.clone()), "{time:?}");
+            // As a status event of a stored task, after a good one.
+            let mut event = stored.clone();
+            event.utc_modified = Timestamp::MAX;
+            assert_eq!(
+                engine.write_batch(&[event.as_ref(), bad.as_ref()]),
+                Err((1, refused))
+            );
+        }
+    }
+    assert_eq!(sorted(&engine), before);
+    validate(&engine);
+
+    let mut edge = stored;
+    (edge.utc_create, edge.utc_modified) = (Timestamp::MIN, Timestamp::MAX);
+    engine.upsert(&edge).expect("the bounds are writable");
+    let back = engine.get("", &edge.task_id).expect("stored");
+    assert_eq!(back.utc_create.to_string(), "0000-01-01T00:00:00.000Z");
+    assert_eq!(back.utc_modified.to_string(), "9999-12-31T23:59:59.999Z");
+    assert_eq!(
+        Timestamp::parse("0000-01-01T00:00:00Z"),
+        Some(Timestamp::MIN)
+    );
+    assert_eq!(
+        Timestamp::parse("9999-12-31T23:59:59.999Z"),
+        Some(Timestamp::MAX)
+    );
+}
+
 /// Values that are not JSON strings, duplicated keys and malformed JSON.
 #[test]
 fn malformed_records_are_refused_naming_line_and_field() {
