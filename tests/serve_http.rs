@@ -256,6 +256,18 @@ fn a_body_over_the_limit_is_refused_with_413() {
     raw.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(server.send_raw(&raw).status, 413);
 
+    // A declared length over the limit is refused at once, its body never awaited (the
+    // client here sends none: waiting would end in the 408 of the request timeout).
+    let raw = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\n",
+        server.addr
+    );
+    let started = std::time::Instant::now();
+    let reply = server.send_raw(raw.as_bytes());
+    assert_eq!(reply.status, 413, "after {:?}", started.elapsed());
+    assert_eq!(reply.json()["code"], "InvalidParameter");
+
     // A chunked body that breaks its encoding: a malformed request, in the gateway envelope
     // with a code of contract section 5.
     let raw = format!(

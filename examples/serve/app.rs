@@ -8,8 +8,9 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::any;
 use axum::{BoxError, Router};
@@ -74,6 +75,33 @@ fn gateway_error(case: KeyCase, status: StatusCode, code: &str, message: &str) -
     json_response(status, out)
 }
 
+/// The 413 of a body over [`BODY_LIMIT`].
+fn body_too_long(case: KeyCase) -> Response {
+    gateway_error(
+        case,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::InvalidParameter.as_str(),
+        &format!("the request body is longer than the {BODY_LIMIT}-byte limit"),
+    )
+}
+
+/// Answers a request whose `Content-Length` is over [`BODY_LIMIT`] at once, rather than
+/// waiting for a body it would refuse (or, when the client never sends it, for the timeout).
+async fn refuse_declared_long_body(
+    State(case): State<KeyCase>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > BODY_LIMIT as u64) {
+        return body_too_long(case);
+    }
+    next.run(request).await
+}
+
 /// `/`, any method: one call to [`Service::answer`].
 async fn answer(
     State(state): State<Arc<AppState>>,
@@ -85,20 +113,18 @@ async fn answer(
     let case = state.service.case();
     let body = match body {
         Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return body_too_long(case);
+        }
         Err(rejection) => {
-            let status = rejection.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!("the request body is longer than the {BODY_LIMIT}-byte limit")
-            } else {
-                format!(
-                    "the request body could not be read: {}",
-                    rejection.body_text()
-                )
-            };
-            // A body too long or unreadable (a broken chunked encoding, …) is a malformed
+            // A body that cannot be read (a broken chunked encoding, …) is a malformed
             // request: the code of contract section 5 for one, with the HTTP layer's status.
+            let message = format!(
+                "the request body could not be read: {}",
+                rejection.body_text()
+            );
             let code = ErrorCode::InvalidParameter.as_str();
-            return gateway_error(case, status, code, &message);
+            return gateway_error(case, rejection.status(), code, &message);
         }
     };
     // Header values that are not UTF-8 cannot take part in a signature; they are left out.
@@ -168,6 +194,10 @@ pub fn router(service: Service) -> Router {
         .route("/", any(answer))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            case,
+            refuse_declared_long_body,
+        ))
         .layer(limits)
         .with_state(state)
 }

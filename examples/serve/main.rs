@@ -31,11 +31,11 @@
 //! - Every answer is `Content-Type: application/json;charset=utf-8`, in the envelopes of
 //!   contract section 4, with the HTTP status of section 5.
 //! - Every request header is passed to the signature layer as received.
-//! - Limits: a body over 64 KiB is answered 413, and a body that cannot be read (a broken
-//!   chunked encoding) 400, both with the gateway envelope and code `InvalidParameter`; a
-//!   request not answered within 10 s (a client that sends its body slowly) is answered 408
-//!   (code `RequestTimeout`); at most 1,024 requests are answered at once, the rest wait
-//!   their turn.
+//! - Limits: a body over 64 KiB is answered 413 (at once, unread, when its `Content-Length`
+//!   says so), and a body that cannot be read (a broken chunked encoding) 400, both with the
+//!   gateway envelope and code `InvalidParameter`; a request not answered within 10 s (a
+//!   client that sends its body slowly) is answered 408 (code `RequestTimeout`); at most
+//!   1,024 requests are answered at once, the rest wait their turn.
 //! - What the HTTP library (hyper) refuses before a request reaches this program is answered
 //!   by it, with an empty body: a request line of about 64 KiB or more (414), too many or
 //!   too long headers (431), a malformed HTTP/1 message (400). The service's own limit on
