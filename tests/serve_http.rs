@@ -206,6 +206,13 @@ fn each_error_family_has_its_status_and_envelope() {
 #[test]
 fn the_seed_pages_curl_request_gets_a_well_formed_answer() {
     let server = Server::with_data(&[]);
+    // What the load did, the stale record of the examples included.
+    assert_eq!(
+        server.banner,
+        [format!(
+            "loaded 8 records from {DATA}: 7 tasks added, 0 replaced, 1 dropped as stale"
+        )]
+    );
     // The request of the platform's page, verbatim but for the host; unsigned server.
     let reply = server.get(
         "/?Action=ListOTAUnfinishedTaskByDevice&SignatureNonce=9e6189124f5a4716ad2de849467b****\

@@ -209,7 +209,13 @@ fn main() -> ExitCode {
     let mut demo = None;
     match &args.data {
         Some(path) => match engine.load_jsonl_file(path) {
-            Ok(report) => println!("loaded {} records from {path}", report.records),
+            Ok(report) => {
+                let s = report.summary;
+                println!(
+                    "loaded {} records from {path}: {} tasks added, {} replaced, {} dropped as stale",
+                    report.records, s.inserted, s.replaced, s.stale
+                );
+            }
             Err(e) => {
                 // A file that cannot be read: the error names it already.
                 match e.kind {
