@@ -1,6 +1,6 @@
 //! The HTTP face of `serve`: the router, its handlers and limits. A module of its own so that
-//! a test can host the very same router in-process (`tests/load_serve.rs`, which applies
-//! writes to the engine while clients load it).
+//! a test can host the very same router in-process (`tests/load_serve_writes.rs`, which
+//! applies writes to the engine while clients load it).
 
 use std::sync::Arc;
 use std::time::Duration;

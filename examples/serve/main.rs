@@ -6,9 +6,10 @@
 //!     [--case camel|pascal] [--access-key ID:SECRET ...]
 //! ```
 //!
-//! - `--data FILE`: JSON Lines tasks (contract section 2). Without it, a generated demo fleet
-//!   (`Fleet::new(10_000)`, about 32,000 tasks) is served and a ready-to-paste `curl` line for
-//!   one of its devices is printed.
+//! - `--data FILE`: JSON Lines tasks (contract section 2); once loaded, a line says how many
+//!   records were read, tasks added, replaced and dropped as stale. Without it, a generated
+//!   demo fleet (`Fleet::new(10_000)`, about 32,000 tasks) is served and a ready-to-paste
+//!   `curl` line for one of its devices is printed.
 //! - `--addr`: where to listen (default `127.0.0.1:8686`); port `0` picks a free port. Once
 //!   bound, the line `listening on http://ADDR` (the real address) is printed.
 //! - `--case`: key style of the answers (default `camel`, the seed page's). The official

@@ -11,14 +11,15 @@
 //! 5. the statuses: `TaskStatus`, then `TaskStatusList.N` in increasing `N`;
 //! 6. `IotInstanceId` (carried through; the engine says whether the instance exists).
 //!
-//! Choices where the contract is silent, each a **(choice)**:
+//! Decisions beyond the contract's text (some make its rules precise), each a **(choice)**:
 //!
 //! - **Action.** The values of parameters named exactly `Action` (name and value decoded,
 //!   value non-empty) are used, and the `x-acs-action` header is then not consulted even when
 //!   it differs; the header is read only when no such parameter exists. Every `Action` value
 //!   must be `ListOTAUnfinishedTaskByDevice`; two correct `Action` parameters are a duplicate
-//!   (step 2). An `Action` whose value does not decode does not count as given at step 1 and
-//!   is reported as malformed at step 2.
+//!   (step 2). An `Action` whose value does not decode does not count as given: without
+//!   the `x-acs-action` header (or a correct `Action`) the answer is
+//!   `InvalidAction.NotFound`; with one, the parameter is reported as malformed at step 2.
 //! - **Duplicates** are decided on decoded names, whatever the values: `ProductKey=a&ProductKey=`
 //!   is a duplicate even though the second value is empty, so nothing is silently picked.
 //!   This holds for every name, ignored ones (`Format`, …) included, and across the query
