@@ -423,7 +423,6 @@ type NonceDigest = [u8; 16];
 
 /// The nonces of accepted requests with the instant (ms since the epoch) until which each is
 /// kept.
-#[derive(Default)]
 struct NonceCache {
     /// Every digest held; exactly the digests of `by_expiry`.
     seen: HashSet<NonceDigest>,
@@ -442,6 +441,18 @@ enum NonceOutcome {
     /// The request's window ended before the latest `now` the cache has seen.
     Stale,
     Full,
+}
+
+impl Default for NonceCache {
+    /// Empty, having seen no time yet: even a clock before 1970 (negative milliseconds) is
+    /// later than the high-water mark.
+    fn default() -> NonceCache {
+        NonceCache {
+            seen: HashSet::new(),
+            by_expiry: BTreeSet::new(),
+            high_water_ms: i64::MIN,
+        }
+    }
 }
 
 impl NonceCache {
@@ -840,7 +851,12 @@ mod tests {
 
     fn at(text: &str) -> SystemTime {
         let ms = Timestamp::parse(text).expect("test timestamp").as_millis();
-        UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).expect("after the epoch"))
+        let since = Duration::from_millis(ms.unsigned_abs());
+        if ms < 0 {
+            UNIX_EPOCH - since
+        } else {
+            UNIX_EPOCH + since
+        }
     }
 
     fn verifier() -> Verifier {
@@ -1496,6 +1512,19 @@ mod tests {
         assert_eq!(
             code(verify_owned(&none, &v1_with("a", t0), t0)),
             ErrorCode::SystemException
+        );
+    }
+
+    /// A server clock before 1970 (negative milliseconds) is a time like any other: a
+    /// request signed at that instant is inside its window, and its nonce is remembered.
+    #[test]
+    fn a_clock_before_1970_is_inside_the_window() {
+        let v = verifier();
+        let t = "1969-12-31T23:00:00Z";
+        assert_eq!(verify_owned(&v, &v1_with("early", t), t), Ok(()));
+        assert_eq!(
+            code(verify_owned(&v, &v1_with("early", t), t)),
+            ErrorCode::SignatureNonceUsed
         );
     }
 
