@@ -155,7 +155,12 @@ impl Fleet {
                 let created = EPOCH_MS + job_no as i64 * 3_600_000 + r.below(600_000) as i64;
                 let modified = created + r.below(86_400_000) as i64;
                 TaskRecord {
-                    task_id: format!("{}", 1_833_712_077_000_000_000u64 + index * 256 + k),
+                    // In 128 bits: unique for every index (a fleet of any size), and for
+                    // the indexes below 2^56 the same ids as ever.
+                    task_id: format!(
+                        "{}",
+                        1_833_712_077_000_000_000u128 + u128::from(index) * 256 + u128::from(k)
+                    ),
                     job_id: format!("{}", 1_833_634_000_000_000_000u64 + job_no),
                     firmware_id: format!("{}", 100_000 + job_no),
                     iot_id: device.iot_id.clone(),
@@ -300,6 +305,22 @@ mod tests {
         let ids: std::collections::HashSet<&str> =
             tasks.iter().map(|t| t.task_id.as_str()).collect();
         assert_eq!(ids.len(), tasks.len(), "task ids are unique");
+    }
+
+    /// Every index of `0..device_count()` gives valid tasks with ids of their own, the last
+    /// ones of the largest fleet too (the ids once overflowed 64 bits there); the first ones
+    /// keep their ids.
+    #[test]
+    fn the_largest_indexes_give_valid_distinct_tasks() {
+        let fleet = Fleet::new(u64::MAX);
+        let mut ids = std::collections::HashSet::new();
+        for index in [u64::MAX - 2, u64::MAX - 1, 1 << 56, (1 << 56) - 1] {
+            for t in fleet.device_tasks(index) {
+                assert_eq!(t.validate(), Ok(()), "{t:?}");
+                assert!(ids.insert(t.task_id.clone()), "{} twice", t.task_id);
+            }
+        }
+        assert_eq!(fleet.device_tasks(0)[0].task_id, "1833712077000000000");
     }
 
     #[test]
