@@ -10,18 +10,22 @@
 //!
 //! The lock is the crate's own (`slotlock`): a reader counts itself in on a cache line of its
 //! thread's, for that lock, and then reads a flag that only writers write, so readers on
-//! different cores (up to 64 reading at once) write no memory in common. With a plain reader-writer lock every reader
-//! writes the lock's one word, and on many cores that cache line travels from core to core,
-//! a cross-core transfer for most queries (on a 16-core machine 16 readers answered 11.5–14.4
-//! times what one does with `parking_lot::RwLock`, 64 shards, where the lock-free naive store
-//! reached 14.9 and the floor 18.5: BENCHMARKS.md). A writer pays instead: it sets the flag
-//! and reads each thread's line (up to a process-wide high-water mark of threads reading at
-//! once, at most 64; past 64 reading at once threads share lines).
+//! different cores (up to 64 reading at once) write no memory in common. With a plain
+//! reader-writer lock every reader writes the lock's one word, and on many cores that cache
+//! line travels from core to core, a cross-core transfer for most queries (on a 16-core machine
+//! 16 readers answered 11.5–14.4 times what one does with `parking_lot::RwLock`, 64 shards,
+//! where the lock-free naive store reached 14.9 and the floor 18.5: BENCHMARKS.md). A writer
+//! pays instead: it sets the flag and reads each thread's line (up to a process-wide high-water
+//! mark of threads reading at once, at most 64; past 64 reading at once threads share lines).
 //!
 //! A reader is never held up by a writer that waits, only by one that writes: a writer keeps
 //! the flag set only while it checks the readers' lines and, when they are all clear, while it
 //! writes, and it never waits for one shard while holding another. A thread holding an answer
-//! may therefore query again, on any shard, while a writer waits. Where threads outnumber cores
+//! may therefore query again ([`Engine::unfinished`], the counts, [`Engine::tasks`], …), on any
+//! shard, while a writer waits. Two reads are the exception: [`Engine::get`] and
+//! [`Engine::memory_usage`] read the task directory, which the writers' mutex owns, and so wait
+//! for a writer as a write does; a thread holding an answer must not call them (nor write): the
+//! writer would wait for the answer, and the call for the writer. Where threads outnumber cores
 //! the writer often waits for a reader it has itself preempted mid-query; with readers queued
 //! behind a waiting writer (a plain `parking_lot` read) every other reader of that shard then
 //! parked behind it too, and two readers beside the benches' 100,000-a-second writer on two
@@ -34,10 +38,9 @@
 //! keep both CPUs busy, a writer upserting one by one made 86,000–98,600 of its 100,000 upserts
 //! a second. A writer with a CPU to spare keeps its rate, and so does one that applies its
 //! events in batches ([`Engine::write_batch`]), which waits for such a reader about once a
-//! batch (below).
-//! A writer that waits parks until a reader of its shard lets go; a reader that waits for a
-//! write (a run of a batch; a whole shard's reallocation while a bulk load reserves room)
-//! spins, yields its CPU, then naps 20 µs at a time.
+//! batch (below). A writer that waits parks until a reader of its shard lets go; a reader that
+//! waits for a write (a run of a batch; a whole shard's reallocation while a bulk load reserves
+//! room) spins, yields its CPU, then naps 20 µs at a time.
 //!
 //! Writers are serialized by one mutex that also owns the task directory (task id → row). A
 //! write takes the write lock of the one shard it changes (two when a task moves to a device
@@ -372,9 +375,11 @@ pub struct TaskFilter<'a> {
     pub instance: Option<&'a str>,
     /// Statuses counted; empty means all seven.
     pub statuses: StatusSet,
-    /// Only this module (ASCII case ignored).
+    /// Only this module (ASCII case ignored). Values are not checked against the field
+    /// rules: one no task has (`Some("")` included, unlike an empty `ModuleName` in a query)
+    /// counts 0.
     pub module: Option<&'a str>,
-    /// Only this job.
+    /// Only this job (`Some("")`, or any id no task has, counts 0).
     pub job: Option<&'a str>,
 }
 
@@ -957,6 +962,11 @@ impl Engine {
     }
 
     /// The stored task `task_id` of `instance`, copied.
+    ///
+    /// It reads the task directory under the writers' mutex, so it waits for a write in
+    /// progress, and a thread holding an answer ([`Unfinished`]) must not call it: a writer
+    /// waiting for that answer's shard would hold the mutex meanwhile (see "Concurrency
+    /// model" in the module docs).
     pub fn get(&self, instance: &str, task_id: &str) -> Option<TaskRecord> {
         let inst = self.instance_for_read(instance).ok()?;
         let dir = self.inner.writer.lock();
@@ -1933,7 +1943,8 @@ impl Engine {
 
     // ---- accounting and checks -----------------------------------------------------------
 
-    /// Bytes held, by part.
+    /// Bytes held, by part. Like [`Engine::get`], it takes the writers' mutex (for the task
+    /// directory's size): not to be called while the thread holds an answer.
     pub fn memory_usage(&self) -> MemoryUsage {
         let mut m = MemoryUsage {
             task_directory: self.inner.writer.lock().table.heap_bytes(),

@@ -56,9 +56,10 @@
 //! changes of stored tasks go in shard by shard, without waiting for readers while another
 //! shard has work). [`Engine::load_jsonl`] loads JSON Lines all or nothing.
 //! [`Engine::remove`] deletes a task. Every refused write names the field at fault (and the
-//! line) and changes nothing. Once a service's initial load is in, [`Engine::shrink_to_fit`] gives back
-//! its growth slack and moves the large columns onto 2 MiB pages (Linux; a few percent faster
-//! queries on a large fleet; [`mapped_bytes`] counts them).
+//! line) and changes nothing. Once a service's initial load is in,
+//! [`Engine::shrink_to_fit`] gives back its growth slack and moves the large columns onto
+//! 2 MiB pages (Linux; a few percent faster queries on a large fleet; [`mapped_bytes`]
+//! counts them).
 //!
 //! ## Design
 //!
