@@ -37,9 +37,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                 .or_else(|| args.next())
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
-        let once = |given: bool| match given {
-            true => Err(format!("{flag} is given twice")),
-            false => Ok(()),
+        let once = |given: bool| {
+            if given {
+                Err(format!("{flag} is given twice"))
+            } else {
+                Ok(())
+            }
         };
         match flag.as_str() {
             "--data" => {

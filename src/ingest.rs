@@ -468,9 +468,10 @@ fn stage_serde(line: &[u8], bytes: &mut String, number: usize) -> Result<Staged,
     // A known field's raw value decoded: a string, or `None` for any other JSON value.
     let mut decoded = Vec::with_capacity(pairs.len());
     for (key, raw) in &pairs {
-        let value = match raw.starts_with('"') {
-            true => Some(serde_json::from_str::<String>(raw).map_err(json_error)?),
-            false => None,
+        let value = if raw.starts_with('"') {
+            Some(serde_json::from_str::<String>(raw).map_err(json_error)?)
+        } else {
+            None
         };
         decoded.push((key.as_str(), value));
     }
