@@ -139,36 +139,30 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod column;
 pub mod engine;
 pub mod fleet;
-pub(crate) mod index;
 pub mod ingest;
-pub(crate) mod intern;
 pub mod model;
-mod prefetch;
 pub mod query;
+mod raw;
+pub mod routing;
 pub mod rpc;
-pub mod shard;
-mod slotlock;
 pub(crate) mod store;
-mod swar;
-mod tagtable;
-mod taskkey;
-pub mod view;
+mod sync;
+mod table;
 
-pub use column::mapped_bytes;
 pub use engine::{
     default_shards, Binding, DeviceHint, Engine, MemoryUsage, TaskFilter, TaskView, Unfinished,
     UpsertOutcome, WriteError, WriteSummary,
 };
 pub use ingest::{LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES};
 pub use model::{
-    Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp, Violation,
+    Field, FieldError, PlainTask, RecordRef, StatusSet, TaskFields, TaskRecord, TaskStatus,
+    Timestamp, Violation, JSON_STRING_ORDER,
 };
 pub use query::{DeviceRef, Query, QueryError};
-pub use shard::shard_of;
-pub use view::{PlainTask, TaskFields, JSON_STRING_ORDER};
+pub use raw::column::mapped_bytes;
+pub use routing::shard_of;
 
 /// The README's Rust examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -23,7 +23,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use crate::swar;
+use crate::raw::swar;
 use std::fmt;
 
 /// The most parameters a request may carry (query string and body together); more is
@@ -657,7 +657,7 @@ mod tests {
 
     #[test]
     fn find_special_is_exact_at_every_position() {
-        crate::swar::each_byte_at_each_position(|text, at| {
+        crate::raw::swar::each_byte_at_each_position(|text, at| {
             // A second special byte later must not hide or move the first.
             if at + 3 < text.len() {
                 text[at + 3] = b'&';

@@ -22,8 +22,8 @@ use std::str::FromStr;
 
 use super::error::{Envelope, RpcError};
 use crate::model::{Field, TIMESTAMP_LEN};
-use crate::swar;
-use crate::view::{PlainTask, TaskFields};
+use crate::raw::swar;
+use crate::model::{PlainTask, TaskFields};
 
 /// The key style of a response: they differ only in the case of the keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -409,7 +409,7 @@ mod tests {
 
     #[test]
     fn escape_check_is_exact_at_every_position() {
-        crate::swar::each_byte_at_each_position(|text, at| {
+        crate::raw::swar::each_byte_at_each_position(|text, at| {
             let b = text[at];
             let want = b < 0x20 || b == b'"' || b == b'\\';
             assert_eq!(

@@ -360,7 +360,7 @@ fn hinted_device<'q>(query: &'q str, lead: Option<Lead<'q>>) -> Option<DeviceRef
 /// pairs, when their values need no decoding. One pass, eight bytes at a time, over the
 /// text up to the `IotId` pair (about 150 instructions a request).
 fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
-    use crate::swar::first_of;
+    use crate::raw::swar::first_of;
     /// The value of `pair` (`escaped`: holding a `%` or `+`) if it is named `name`: `None`
     /// for another name, `Some(None)` for this name with a value that is empty or escaped.
     fn value<'q>(

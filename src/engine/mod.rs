@@ -67,14 +67,14 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
 
-use crate::intern::ByteSlab;
+use crate::table::intern::ByteSlab;
 use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
 use crate::query::{DeviceRef, Query, QueryError};
-use crate::slotlock::{SlotLock, SlotReadGuard, SlotWriteGuard};
+use crate::sync::slotlock::{SlotLock, SlotReadGuard, SlotWriteGuard};
 use crate::store::{instance_hash, DeviceIdx, InstanceId, RowIdx, Shard};
-use crate::tagtable::{TagTable, MAX_ADDR};
-use crate::taskkey::{IdText, TaskKey};
-use crate::view::{PlainTask, TaskFields};
+use crate::table::tagtable::{TagTable, MAX_ADDR};
+use crate::store::taskkey::{IdText, TaskKey};
+use crate::model::{PlainTask, TaskFields};
 
 /// The shard count of [`Engine::new`]: four for each CPU this process may run on
 /// ([`std::thread::available_parallelism`]; 1 when unknown), rounded up to a power of two,
@@ -666,7 +666,7 @@ impl Engine {
                 let pairs = self.inner.pairs[dir].0.try_read()?;
                 pairs.table.prefetch(hash);
                 if let Some(entry) = pairs.hint(hash) {
-                    crate::prefetch::prefetch(entry);
+                    crate::raw::prefetch::prefetch(entry);
                 }
                 Some(DeviceHint(Hint::Pair { dir, hash }))
             }

@@ -1,5 +1,9 @@
 //! The task record, its statuses and the field rules of contract section 1.
 
+mod view;
+
+pub use view::{PlainTask, TaskFields, JSON_STRING_ORDER};
+
 use std::fmt;
 
 /// The status of one device's upgrade task.
@@ -619,8 +623,8 @@ impl fmt::Display for Field {
 /// True when every byte is in `low..=0x7E` (`low` ≤ 0x7E), eight bytes at a time (field
 /// values are checked on every write and query, and the usual one is visible ASCII).
 fn all_in_range(bytes: &[u8], low: u8) -> bool {
-    !crate::swar::any_word(bytes, |v| {
-        crate::swar::has_byte_below(v, low) || crate::swar::has_byte_above_7e(v)
+    !crate::raw::swar::any_word(bytes, |v| {
+        crate::raw::swar::has_byte_below(v, low) || crate::raw::swar::has_byte_above_7e(v)
     })
 }
 
@@ -1267,7 +1271,7 @@ mod tests {
 
     #[test]
     fn fast_field_check_agrees_on_every_byte_position() {
-        crate::swar::each_byte_at_each_position(|text, _| {
+        crate::raw::swar::each_byte_at_each_position(|text, _| {
             let want = text.iter().all(|&c| (0x21..=0x7e).contains(&c));
             assert_eq!(all_in_range(text, 0x21), want, "{text:?}");
             let want = text.iter().all(|&c| (0x20..=0x7e).contains(&c));

@@ -18,7 +18,7 @@ use simd_json::{Buffers, Node, Tape};
 
 use crate::engine::{Engine, WriteError, WriteSummary};
 use crate::model::{Field, FieldError, RecordRef, TaskStatus, Timestamp, Violation, STRING_FIELDS};
-use crate::prefetch::{prefetch, prefetch_bytes};
+use crate::raw::prefetch::{prefetch, prefetch_bytes};
 
 /// Longest line accepted, in bytes, not counting its line ending (`\n` or `\r\n`). A
 /// record's own fields take at most about 1.5 KiB; the rest leaves room for the unknown keys
@@ -507,7 +507,7 @@ fn describe_serde(line: &[u8], e: &serde_json::Error) -> String {
 /// for every other line (which simd-json then parses, and reports), perhaps after giving some
 /// pairs. Such strings are their own decoded values, so the pairs are slices of `line`.
 fn scan_flat<'l>(line: &'l str, mut pair: impl FnMut(&'l str, &'l str)) -> bool {
-    use crate::swar::{word_at, zero_bytes, ONES};
+    use crate::raw::swar::{word_at, zero_bytes, ONES};
     let b = line.as_bytes();
     // One pass, a word at a time: refuse control bytes (with none, JSON's only whitespace
     // left is the space) and backslashes (with none, every string ends at its next quote),

@@ -217,7 +217,7 @@ pub(crate) fn usual_lead(query: &str) -> Option<Lead<'_>> {
         return None;
     }
     let start = USUAL_LEAD.len();
-    let end = crate::swar::first_of(bytes, start, [b'&', b'%', b'+']).unwrap_or(bytes.len());
+    let end = crate::raw::swar::first_of(bytes, start, [b'&', b'%', b'+']).unwrap_or(bytes.len());
     if end > start && bytes.get(end).is_none_or(|&b| b == b'&') {
         return query.get(start..end).map(|iot| Lead { iot, end });
     }
@@ -297,7 +297,7 @@ fn plain_from<'q>(
                 _ => return None,
             };
             // The value, up to the next `&`: nothing to decode.
-            let end = match crate::swar::first_of(bytes, value_at, [b'&', b'%', b'+']) {
+            let end = match crate::raw::swar::first_of(bytes, value_at, [b'&', b'%', b'+']) {
                 Some(i) if bytes[i] != b'&' => return None,
                 Some(i) => i,
                 None => bytes.len(),

@@ -5,7 +5,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::column::Text;
+use crate::raw::column::Text;
 
 /// The id of a string in an [`Interner`]: the offset of its entry in the interner's byte slab,
 /// so that reading a string is one access (its length byte and text), not two.
@@ -205,7 +205,7 @@ impl ByteSlab {
     fn header(text: &str) -> Option<char> {
         let len = text.len();
         if len < SHORT {
-            let plain = !crate::swar::needs_json_escape(text.as_bytes());
+            let plain = !crate::raw::swar::needs_json_escape(text.as_bytes());
             return Some(char::from(len as u8 | if plain { PLAIN } else { 0 }));
         }
         if len > SLAB_MAX {
@@ -273,7 +273,7 @@ impl ByteSlab {
     /// next (a one-byte-header entry is at most 64 bytes, so it lies within those two).
     #[inline]
     pub(crate) fn prefetch(&self, r: SlabRef) {
-        crate::prefetch::prefetch_bytes(self.text.as_bytes(), r.0 as usize, SHORT);
+        crate::raw::prefetch::prefetch_bytes(self.text.as_bytes(), r.0 as usize, SHORT);
     }
 
     #[inline(always)]
@@ -387,7 +387,7 @@ mod tests {
             assert_eq!(s.get_plain(r), (text, plain), "{text:?}");
             assert_eq!(s.len() - before, ByteSlab::entry_bytes(text.len()));
         }
-        crate::swar::each_byte_at_each_position(|text, at| {
+        crate::raw::swar::each_byte_at_each_position(|text, at| {
             let Ok(text) = std::str::from_utf8(text) else {
                 return;
             };

@@ -17,7 +17,7 @@
 //! with no shard lock of its own held (a cross-shard move updates the task directory after
 //! releasing both shards).
 
-use crate::column::Column;
+use crate::raw::column::Column;
 
 /// Largest address a [`TagTable`] stores.
 pub(crate) const MAX_ADDR: u32 = u32::MAX - 2;
@@ -183,7 +183,7 @@ impl TagTable {
     /// Starts loading the bucket a probe for `hash` begins at.
     pub(crate) fn prefetch(&self, hash: u64) {
         if !self.slots.is_empty() {
-            crate::prefetch::prefetch(&self.slots[self.home(hash)]);
+            crate::raw::prefetch::prefetch(&self.slots[self.home(hash)]);
         }
     }
 

@@ -11,7 +11,7 @@
 
 use std::cmp::Ordering;
 
-use crate::intern::SlabRef;
+use crate::table::intern::SlabRef;
 
 /// The top bit: the key is an offset in the key slab.
 const IN_SLAB: u64 = 1 << 63;

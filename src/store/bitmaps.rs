@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use hashbrown::HashMap;
 use roaring::RoaringBitmap;
 
-use crate::intern::Sym;
+use crate::table::intern::Sym;
 use crate::model::{StatusSet, TaskStatus};
 use crate::store::{InstanceId, RowIdx, Shard};
 

@@ -16,8 +16,8 @@
 //!
 //! Rows were six column arrays at first; a point query reads every field of the tasks it
 //! returns, so one packed row array (one cache line a task instead of six) answers faster and
-//! is a byte smaller. The fleet-wide sets are the bitmaps of [`crate::index`]. The platform's
-//! task ids are 19-digit numbers, which the row keeps in place ([`crate::taskkey`]): 8 bytes
+//! is a byte smaller. The fleet-wide sets are the bitmaps of [`bitmaps`]. The platform's
+//! task ids are 19-digit numbers, which the row keeps in place ([`taskkey`]): 8 bytes
 //! in the row instead of a 4-byte offset there and 20 bytes in the slab (16 a task fewer),
 //! and no read of the slab when a query writes them or an upsert compares them.
 //!
@@ -31,19 +31,22 @@
 //! The tasks of one job share their firmware, module, product name and target version, and
 //! mostly a handful of source versions, so the six strings of a task cost one `u32` per row.
 
+pub(crate) mod bitmaps;
+pub(crate) mod taskkey;
+
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use roaring::RoaringBitmap;
 use smallvec::SmallVec;
 
-use crate::column::Column;
-use crate::index::Bitmaps;
-use crate::intern::{table_bytes, ByteSlab, Interner, SlabRef, Sym};
+use crate::raw::column::Column;
+use bitmaps::Bitmaps;
+use crate::table::intern::{table_bytes, ByteSlab, Interner, SlabRef, Sym};
 use crate::model::{RecordRef, StatusSet, TaskStatus, Timestamp};
-use crate::tagtable::TagTable;
-use crate::taskkey::{IdText, TaskKey};
-use crate::view::PlainTask;
+use crate::table::tagtable::TagTable;
+use taskkey::{IdText, TaskKey};
+use crate::model::PlainTask;
 
 /// Marks a free row in the `status` column.
 pub(crate) const FREE_ROW: u8 = u8::MAX;
@@ -282,7 +285,7 @@ impl Shard {
     pub(crate) fn prefetch_bucket(&self, hash: u64) {
         self.by_iot.prefetch(hash);
         if let Some(slot) = self.locality_slot(hash) {
-            crate::prefetch::prefetch(&self.locality[slot]);
+            crate::raw::prefetch::prefetch(&self.locality[slot]);
         }
     }
 
@@ -362,7 +365,7 @@ impl Shard {
     /// Starts loading device `d`'s record, if there is one.
     pub(crate) fn prefetch_device_at(&self, d: DeviceIdx) {
         if let Some(dev) = self.devices.get(d.idx()) {
-            crate::prefetch::prefetch(dev);
+            crate::raw::prefetch::prefetch(dev);
         }
     }
 
@@ -431,7 +434,7 @@ impl Shard {
         if let Some(dev) = self.devices.get(d.idx()) {
             for &r in dev.unfinished.iter().take(4) {
                 if let Some(row) = self.rows.get(r.idx()) {
-                    crate::prefetch::prefetch(row);
+                    crate::raw::prefetch::prefetch(row);
                 }
             }
         }
@@ -443,7 +446,7 @@ impl Shard {
     pub(crate) fn prefetch_rows_at(&self, r: u32) {
         for r in [r, r.saturating_add(2)] {
             if let Some(row) = self.rows.get(r as usize) {
-                crate::prefetch::prefetch(row);
+                crate::raw::prefetch::prefetch(row);
             }
         }
     }
