@@ -67,14 +67,14 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
 
-use crate::table::intern::ByteSlab;
 use crate::model::{Field, FieldError, RecordRef, StatusSet, TaskRecord, TaskStatus, Timestamp};
-use crate::query::{DeviceRef, Query, QueryError};
-use crate::sync::slotlock::{SlotLock, SlotReadGuard, SlotWriteGuard};
-use crate::store::{instance_hash, DeviceIdx, InstanceId, RowIdx, Shard};
-use crate::table::tagtable::{TagTable, MAX_ADDR};
-use crate::store::taskkey::{IdText, TaskKey};
 use crate::model::{PlainTask, TaskFields};
+use crate::query::{DeviceRef, Query, QueryError};
+use crate::store::taskkey::{IdText, TaskKey};
+use crate::store::{instance_hash, DeviceIdx, Growth, InstanceId, RowIdx, Shard};
+use crate::sync::slotlock::{SlotLock, SlotReadGuard, SlotWriteGuard};
+use crate::table::intern::ByteSlab;
+use crate::table::tagtable::{TagTable, MAX_ADDR};
 
 /// The shard count of [`Engine::new`]: four for each CPU this process may run on
 /// ([`std::thread::available_parallelism`]; 1 when unknown), rounded up to a power of two,
@@ -461,17 +461,6 @@ impl Known {
         new_device: false,
         stale: false,
     };
-}
-
-/// What a batch adds to one shard at most, to size its columns once.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Growth {
-    pub(crate) rows: usize,
-    pub(crate) key_bytes: usize,
-    pub(crate) devices: usize,
-    pub(crate) device_bytes: usize,
-    /// New pairs for the pair directory shard of this index (devices of known instances).
-    pub(crate) pairs: usize,
 }
 
 /// True when two records name the same device the same way (instance, iotId and pair).
@@ -1158,6 +1147,8 @@ impl Engine {
         let mut named_instances = false;
         // What each shard will receive at most, for capacity and sizing.
         let mut per_shard = vec![Growth::default(); self.inner.shards.len()];
+        // New pairs for each pair directory shard (devices of known instances).
+        let mut pairs_per_shard = vec![0usize; self.inner.pairs.len()];
         // The records ahead and their hashes, their buckets on the way (each record made
         // once: `get` checks eleven string bounds).
         let mut ahead = std::collections::VecDeque::with_capacity(CHECK_AHEAD + 1);
@@ -1202,7 +1193,7 @@ impl Engine {
                 // A new instance's id (and so its pairs' hashes) is only made when applied.
                 if let Some(id) = self.known_instance(r.iot_instance_id) {
                     let hash = self.pair_hash(id, r.product_key, r.device_name);
-                    per_shard[self.pair_shard(hash)].pairs += 1;
+                    pairs_per_shard[self.pair_shard(hash)] += 1;
                 }
             }
         }
@@ -1214,8 +1205,11 @@ impl Engine {
             for (shard, g) in per_shard.iter().enumerate() {
                 self.inner.shards[shard].0.write().reserve(g);
                 let mut pairs = self.inner.pairs[shard].0.write();
-                pairs.table.reserve(g.pairs, |a| self.pair_hash_at(Loc(a)));
-                pairs.size_hints(g.pairs);
+                let new_pairs = pairs_per_shard[shard];
+                pairs
+                    .table
+                    .reserve(new_pairs, |a| self.pair_hash_at(Loc(a)));
+                pairs.size_hints(new_pairs);
             }
             dir.table.reserve(n, |a| self.task_hash_at(Loc(a)));
         }
@@ -1951,7 +1945,12 @@ impl Engine {
             ..MemoryUsage::default()
         };
         for s in self.inner.shards.iter() {
-            s.0.read().memory(&mut m);
+            let shard = s.0.read().memory();
+            m.rows += shard.rows;
+            m.task_ids += shard.task_ids;
+            m.strings += shard.strings;
+            m.devices += shard.devices;
+            m.bitmaps += shard.bitmaps;
             m.locks += s.0.slot_bytes();
         }
         m.locks += self

@@ -22,8 +22,8 @@ use std::str::FromStr;
 
 use super::error::{Envelope, RpcError};
 use crate::model::{Field, TIMESTAMP_LEN};
-use crate::raw::swar;
 use crate::model::{PlainTask, TaskFields};
+use crate::raw::swar;
 
 /// The key style of a response: they differ only in the case of the keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

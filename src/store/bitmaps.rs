@@ -2,7 +2,7 @@
 //! (instance, module) and per (instance, job).
 //!
 //! A device owns a handful of tasks, so the device query walks the device's posting list
-//! (see [`Shard::collect_unfinished`](crate::store::Shard)); these bitmaps serve the sets that
+//! (see the planner); these bitmaps serve the sets that
 //! are large — every task of a module, a job, a status — and the counts over them
 //! ([`Engine::count_tasks`](crate::Engine::count_tasks)), computed with `intersection_len`
 //! without materialising anything.
@@ -12,9 +12,9 @@ use std::borrow::Cow;
 use hashbrown::HashMap;
 use roaring::RoaringBitmap;
 
-use crate::table::intern::Sym;
+use super::ids::InstanceId;
 use crate::model::{StatusSet, TaskStatus};
-use crate::store::{InstanceId, RowIdx, Shard};
+use crate::table::intern::Sym;
 
 /// The bitmaps of one shard. Invariant: every live row is in exactly one status bitmap, one
 /// module bitmap and one job bitmap, all of its own instance; no bitmap in a map is empty.
@@ -152,16 +152,12 @@ impl Bitmaps {
                 .sum::<usize>()
     }
 
-    pub(crate) fn validate(&self, shard: &Shard) -> Result<(), String> {
-        let live = shard.live_rows() as u64;
-        let status_total: u64 = self.status.iter().flatten().map(|b| b.len()).sum();
-        let module_total: u64 = self.module.values().map(|b| b.len()).sum();
-        let job_total: u64 = self.job.values().map(|b| b.len()).sum();
-        if status_total != live || module_total != live || job_total != live {
-            return Err(format!(
-                "bitmaps hold {status_total}/{module_total}/{job_total} rows for {live} live rows"
-            ));
-        }
+    /// Checks the invariant against the shard's live rows, given as (row, instance, status,
+    /// folded module, job): every one in exactly its three bitmaps, and nothing else held.
+    pub(crate) fn validate(
+        &self,
+        live: impl Iterator<Item = (u32, InstanceId, TaskStatus, Sym, Sym)>,
+    ) -> Result<(), String> {
         if self
             .module
             .values()
@@ -170,20 +166,28 @@ impl Bitmaps {
         {
             return Err("an empty bitmap is kept".into());
         }
-        for r in shard.rows() {
-            let instance = shard.row_instance(r);
-            let v = shard.row_variant(r);
+        let mut rows = 0u64;
+        for (row, instance, status, module, job) in live {
+            rows += 1;
             let in_status = self
                 .status
                 .get(instance.idx())
-                .is_some_and(|s| s[shard.row_status(r) as usize].contains(r.0));
+                .is_some_and(|s| s[status as usize].contains(row));
             let in_module = self
-                .module(instance, v.module_fold)
-                .is_some_and(|b| b.contains(r.0));
-            let in_job = self.job(instance, v.job).is_some_and(|b| b.contains(r.0));
+                .module(instance, module)
+                .is_some_and(|b| b.contains(row));
+            let in_job = self.job(instance, job).is_some_and(|b| b.contains(row));
             if !(in_status && in_module && in_job) {
-                return Err(format!("row {:?} missing from its bitmaps", RowIdx(r.0)));
+                return Err(format!("row {row} missing from its bitmaps"));
             }
+        }
+        let status_total: u64 = self.status.iter().flatten().map(|b| b.len()).sum();
+        let module_total: u64 = self.module.values().map(|b| b.len()).sum();
+        let job_total: u64 = self.job.values().map(|b| b.len()).sum();
+        if status_total != rows || module_total != rows || job_total != rows {
+            return Err(format!(
+                "bitmaps hold {status_total}/{module_total}/{job_total} rows for {rows} live rows"
+            ));
         }
         Ok(())
     }
