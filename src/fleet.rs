@@ -7,7 +7,8 @@
 //! job one firmware of one module, with three source versions. Everything derives from the
 //! seed and the device's index, so device `i` can be regenerated alone.
 
-use crate::model::{TaskRecord, TaskStatus, Timestamp};
+use crate::model::{Field, FieldValue, TaskFields, TaskRecord, TaskStatus, Timestamp};
+use crate::raw::json::write_json_string;
 
 /// The modules a product may have, in order (product `p` has the first `1 + p % 3`).
 const MODULES: [&str; 3] = ["default", "ble", "wifi"];
@@ -244,39 +245,25 @@ impl Fleet {
     }
 }
 
-/// Writes a record as one compact camelCase JSON object (keys in response order).
+/// Writes a record as one compact camelCase JSON object: keys in response order, the
+/// instance only when it is not the default one.
 pub fn write_record(out: &mut Vec<u8>, task: &TaskRecord) {
-    use crate::rpc::response::write_json_string;
-    let fields: [(&str, &str); 10] = [
-        ("destVersion", &task.dest_version),
-        ("deviceName", &task.device_name),
-        ("firmwareId", &task.firmware_id),
-        ("iotId", &task.iot_id),
-        ("jobId", &task.job_id),
-        ("moduleName", &task.module_name),
-        ("productKey", &task.product_key),
-        ("productName", &task.product_name),
-        ("srcVersion", &task.src_version),
-        ("taskId", &task.task_id),
-    ];
-    out.push(b'{');
-    for (key, value) in fields {
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
+    for (i, field) in Field::ALL.into_iter().enumerate() {
+        if field == Field::IotInstanceId && task.iot_instance_id.is_empty() {
+            continue;
+        }
+        out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
+        out.extend_from_slice(field.camel().as_bytes());
         out.extend_from_slice(b"\":");
-        write_json_string(out, value);
-        out.push(b',');
-    }
-    out.extend_from_slice(b"\"taskStatus\":\"");
-    out.extend_from_slice(task.status.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"utcCreate\":\"");
-    out.extend_from_slice(&task.utc_create.format());
-    out.extend_from_slice(b"\",\"utcModified\":\"");
-    out.extend_from_slice(&task.utc_modified.format());
-    out.push(b'"');
-    if !task.iot_instance_id.is_empty() {
-        out.extend_from_slice(b",\"iotInstanceId\":");
-        write_json_string(out, &task.iot_instance_id);
+        match task.value(field) {
+            FieldValue::Str(text) => write_json_string(out, text),
+            FieldValue::Status(status) => write_json_string(out, status.as_str()),
+            FieldValue::Time(time) => {
+                out.push(b'"');
+                out.extend_from_slice(&time.format());
+                out.push(b'"');
+            }
+        }
     }
     out.push(b'}');
 }

@@ -157,8 +157,8 @@ pub use engine::{
 };
 pub use ingest::{LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES};
 pub use model::{
-    Field, FieldError, PlainTask, RecordRef, StatusSet, TaskFields, TaskRecord, TaskStatus,
-    Timestamp, Violation, JSON_STRING_ORDER,
+    Field, FieldError, FieldValue, PlainTask, Record, RecordRef, StatusSet, TaskFields, TaskRecord,
+    TaskStatus, Timestamp, Violation, JSON_STRING_ORDER,
 };
 pub use query::{DeviceRef, Query, QueryError};
 pub use raw::column::mapped_bytes;

@@ -176,55 +176,26 @@ impl<'a> TaskView<'a> {
     }
 }
 
-impl TaskFields for TaskView<'_> {
-    fn task_id(&self) -> &str {
-        TaskView::task_id(self)
-    }
-    fn job_id(&self) -> &str {
-        TaskView::job_id(self)
-    }
-    fn firmware_id(&self) -> &str {
-        TaskView::firmware_id(self)
-    }
-    fn iot_id(&self) -> &str {
-        TaskView::iot_id(self)
-    }
-    fn product_key(&self) -> &str {
-        TaskView::product_key(self)
-    }
-    fn product_name(&self) -> &str {
-        TaskView::product_name(self)
-    }
-    fn device_name(&self) -> &str {
-        TaskView::device_name(self)
-    }
-    fn module_name(&self) -> &str {
-        TaskView::module_name(self)
-    }
-    fn src_version(&self) -> &str {
-        TaskView::src_version(self)
-    }
-    fn dest_version(&self) -> &str {
-        TaskView::dest_version(self)
-    }
-    fn status(&self) -> TaskStatus {
-        TaskView::status(self)
-    }
-    fn utc_create(&self) -> Timestamp {
-        TaskView::utc_create(self)
-    }
-    fn utc_modified(&self) -> Timestamp {
-        TaskView::utc_modified(self)
-    }
-    fn iot_instance_id(&self) -> &str {
-        TaskView::iot_instance_id(self)
-    }
-    /// Plainness comes from each stored string's header (set when it was stored).
-    fn json_strings(&self) -> [(&str, bool); 10] {
-        self.shard.row_json_strings(self.row, &self.id)
-    }
-    /// From each stored string's header, as `json_strings`; the row is read once.
-    fn plain_json(&self) -> Option<PlainTask<'_>> {
-        self.shard.row_plain_json(self.row, &self.id)
-    }
+macro_rules! delegate_task_fields {
+    (
+        strings: [$($s:ident $sv:ident $sc:literal $sp:literal $sd:literal;)*]
+        status: [$($t:ident $tv:ident $tc:literal $tp:literal $td:literal;)*]
+        times: [$($m:ident $mv:ident $mc:literal $mp:literal $md:literal;)*]
+    ) => {
+        impl TaskFields for TaskView<'_> {
+            $(fn $s(&self) -> &str { TaskView::$s(self) })*
+            $(fn $t(&self) -> TaskStatus { TaskView::$t(self) })*
+            $(fn $m(&self) -> Timestamp { TaskView::$m(self) })*
+            /// Plainness comes from each stored string's header (set when it was stored).
+            fn json_strings(&self) -> [(&str, bool); 10] {
+                self.shard.row_json_strings(self.row, &self.id)
+            }
+            /// From each stored string's header, as `json_strings`; the row is read once.
+            fn plain_json(&self) -> Option<PlainTask<'_>> {
+                self.shard.row_plain_json(self.row, &self.id)
+            }
+        }
+    };
 }
+
+crate::model::task_fields!(delegate_task_fields);

@@ -2,7 +2,7 @@ use std::sync::atomic::Ordering;
 
 use super::batch::BY_SHARD_RUN;
 use super::*;
-use crate::model::{TaskRecord, TaskStatus, Timestamp};
+use crate::model::{Field, TaskFields, TaskRecord, TaskStatus, Timestamp, JSON_STRING_ORDER};
 use crate::query::{DeviceRef, Query};
 use crate::store::InstanceId;
 
@@ -385,4 +385,108 @@ fn mapped_columns_answer_as_allocated_ones() {
         engine.shrink_to_fit();
     }
     compare("shrunk again");
+}
+
+/// `json_strings` lists the fields in `JSON_STRING_ORDER`, for the default implementation
+/// and for the engine's override (whose plain flags are all set for a plain record).
+#[test]
+fn json_strings_follow_the_declared_order() {
+    let record = crate::fleet::Fleet::new(3).device_tasks(1)[0].clone();
+    let value = |field: Field| match field {
+        Field::DestVersion => record.dest_version.as_str(),
+        Field::DeviceName => &record.device_name,
+        Field::FirmwareId => &record.firmware_id,
+        Field::IotId => &record.iot_id,
+        Field::JobId => &record.job_id,
+        Field::ModuleName => &record.module_name,
+        Field::ProductKey => &record.product_key,
+        Field::ProductName => &record.product_name,
+        Field::SrcVersion => &record.src_version,
+        Field::TaskId => &record.task_id,
+        other => panic!("{other:?} is not a string field"),
+    };
+    let expected: Vec<&str> = JSON_STRING_ORDER.iter().map(|&f| value(f)).collect();
+    let owned = record.json_strings();
+    assert_eq!(owned.map(|(v, _)| v).to_vec(), expected);
+    assert!(owned.iter().all(|&(_, plain)| !plain));
+
+    let mut record = record.clone();
+    record.status = TaskStatus::Queued; // unfinished, so the query returns it
+    let engine = Engine::new();
+    engine.upsert(&record).unwrap();
+    let answer = engine
+        .unfinished(&Query::by_iot_id(&record.iot_id))
+        .unwrap();
+    let view = answer.iter().next().expect("the task is unfinished");
+    let stored = view.json_strings();
+    assert_eq!(stored.map(|(v, _)| v).to_vec(), expected);
+    assert!(stored.iter().all(|&(_, plain)| plain), "{stored:?}");
+}
+
+/// The engine's `plain_json` is `Some` exactly when `json_strings` flags all ten plain,
+/// and then holds the same bytes, status and times: for every field in turn holding a
+/// string that needs escaping, one too long for a one-byte header (64 bytes and more), one
+/// just under, and multi-byte text.
+#[test]
+fn plain_json_is_json_strings_when_all_are_plain() {
+    let base = crate::fleet::Fleet::new(3).device_tasks(1)[0].clone();
+    let values = [
+        "a\"b",
+        "tab\there",
+        &"x".repeat(63),
+        &"y".repeat(64),
+        "智能灯",
+        "",
+    ];
+    let engine = Engine::new();
+    let (mut n, mut some, mut none) = (0, 0, 0);
+    for field in 0..10 {
+        for value in values {
+            let mut record = base.clone();
+            record.status = TaskStatus::Queued;
+            n += 1;
+            record.task_id = format!("plain-{n}");
+            record.iot_id = format!("device-{n}");
+            record.device_name = format!("name-{n}");
+            let slot = match field {
+                0 => &mut record.dest_version,
+                1 => &mut record.device_name,
+                2 => &mut record.firmware_id,
+                3 => &mut record.iot_id,
+                4 => &mut record.job_id,
+                5 => &mut record.module_name,
+                6 => &mut record.product_key,
+                7 => &mut record.product_name,
+                8 => &mut record.src_version,
+                _ => &mut record.task_id,
+            };
+            *slot = value.to_owned();
+            if engine.upsert(&record).is_err() {
+                continue; // a value the field's rules refuse (an empty id, a quote)
+            }
+            let answer = engine
+                .unfinished(&Query::by_iot_id(&record.iot_id))
+                .unwrap();
+            let view = answer.iter().next().expect("the task is unfinished");
+            let strings = view.json_strings();
+            let all_plain = strings.iter().all(|&(_, plain)| plain);
+            match view.plain_json() {
+                Some(plain) => {
+                    some += 1;
+                    assert!(all_plain, "{field} {value:?}");
+                    assert_eq!(plain.strings, strings.map(|(s, _)| s.as_bytes()));
+                    assert_eq!(plain.status, record.status);
+                    assert_eq!(plain.utc_create, record.utc_create);
+                    assert_eq!(plain.utc_modified, record.utc_modified);
+                }
+                None => {
+                    none += 1;
+                    assert!(!all_plain, "{field} {value:?}: {strings:?}");
+                }
+            }
+            let plain_expected = !value.contains(['"', '\\', '\t']) && value.len() < 64;
+            assert_eq!(all_plain, plain_expected, "{field} {value:?}");
+        }
+    }
+    assert!(some >= 10 && none >= 10, "{some} plain, {none} not");
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 use simd_json::{Buffers, Node, Tape};
 
 use crate::engine::{Engine, WriteError, WriteSummary};
-use crate::model::{Field, FieldError, RecordRef, TaskStatus, Timestamp, Violation, STRING_FIELDS};
+use crate::model::{Field, FieldError, RecordRef, TaskStatus, Timestamp, Violation};
 use crate::raw::prefetch::{prefetch, prefetch_bytes};
 
 /// Longest line accepted, in bytes, not counting its line ending (`\n` or `\r\n`). A
@@ -136,7 +136,7 @@ const _: () = assert!(MAX_LINE_BYTES <= 1 << 16);
 struct Staged {
     /// Where the line starts in the input, or its strings in the staging buffer.
     base: u32,
-    strings: [Span; 11],
+    strings: [Span; Field::STRINGS.len()],
     created: Timestamp,
     modified: Timestamp,
     line: u32,
@@ -225,22 +225,7 @@ impl<'a> Stager<'a> {
             let start = base + usize::from(span.start);
             &text[start..start + usize::from(span.len)]
         };
-        RecordRef {
-            task_id: s(0),
-            job_id: s(1),
-            firmware_id: s(2),
-            iot_id: s(3),
-            product_key: s(4),
-            product_name: s(5),
-            device_name: s(6),
-            module_name: s(7),
-            src_version: s(8),
-            dest_version: s(9),
-            iot_instance_id: s(10),
-            status: r.status,
-            utc_create: r.created,
-            utc_modified: r.modified,
-        }
+        RecordRef::from_strings(std::array::from_fn(s), r.status, r.created, r.modified)
     }
 
     fn stage_all(&mut self, input: &[u8]) -> Result<(), LoadError> {
@@ -729,8 +714,8 @@ fn finish<'v>(
     for field in crate::model::Field::ALL {
         get(field)?;
     }
-    let mut spans = [Span::default(); 11];
-    for (k, field) in STRING_FIELDS.into_iter().enumerate() {
+    let mut spans = [Span::default(); Field::STRINGS.len()];
+    for (k, field) in Field::STRINGS.into_iter().enumerate() {
         let value = get(field)?;
         field.check(value).map_err(|v| invalid(field, v))?;
         spans[k] = keep(value);

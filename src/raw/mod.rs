@@ -3,5 +3,6 @@
 //! the only home of `unsafe` in the crate.
 
 pub(crate) mod column;
+pub(crate) mod json;
 pub(crate) mod prefetch;
 pub(crate) mod swar;

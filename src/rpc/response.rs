@@ -23,12 +23,13 @@ use std::str::FromStr;
 use super::error::{Envelope, RpcError};
 use crate::model::{Field, TIMESTAMP_LEN};
 use crate::model::{PlainTask, TaskFields};
-use crate::raw::swar;
+pub use crate::raw::json::write_json_string;
+use crate::raw::json::write_json_string_body;
 
 /// The key style of a response: they differ only in the case of the keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum KeyCase {
-    /// `code`, `data`, `simpleOTATaskInfo`, `taskId`, …: the seed's example (the default).
+    /// `code`, `data`, `simpleOTATaskInfo`, `taskId`, …: the platform's API page's example (the default).
     #[default]
     Camel,
     /// `Code`, `Data`, `SimpleOTATaskInfo`, `TaskId`, …: Alibaba Cloud's style.
@@ -125,40 +126,52 @@ const PASCAL: EnvelopeKeys = EnvelopeKeys {
     error_tail: br#","RequestId":"#,
 };
 
-/// The text before each of a task object's thirteen values, in output order: the quote
-/// closing the value before, the key, and the quote opening this value, written with one
-/// copy each (every value is a JSON string).
-const CAMEL_TASK_KEYS: [&[u8]; 13] = [
-    br#"{"destVersion":""#,
-    br#"","deviceName":""#,
-    br#"","firmwareId":""#,
-    br#"","iotId":""#,
-    br#"","jobId":""#,
-    br#"","moduleName":""#,
-    br#"","productKey":""#,
-    br#"","productName":""#,
-    br#"","srcVersion":""#,
-    br#"","taskId":""#,
-    br#"","taskStatus":""#,
-    br#"","utcCreate":""#,
-    br#"","utcModified":""#,
-];
+macro_rules! define_task_keys {
+    (
+        strings: [$($s:ident $sv:ident $sc:literal $sp:literal $sd:literal;)*]
+        status: [$($t:ident $tv:ident $tc:literal $tp:literal $td:literal;)*]
+        times: [$($m:ident $mv:ident $mc:literal $mp:literal $md:literal;)*]
+    ) => {
+        /// Each field's key text (by declaration index), camelCase then PascalCase, as the
+        /// object's first key (`{"key":"`) and as a later one (`","key":"`).
+        const KEY_TEXT: [[[&[u8]; 2]; 2]; Field::COUNT] = [
+            $([
+                [concat!("{\"", $sc, "\":\"").as_bytes(), concat!("\",\"", $sc, "\":\"").as_bytes()],
+                [concat!("{\"", $sp, "\":\"").as_bytes(), concat!("\",\"", $sp, "\":\"").as_bytes()],
+            ],)*
+            $([
+                [concat!("{\"", $tc, "\":\"").as_bytes(), concat!("\",\"", $tc, "\":\"").as_bytes()],
+                [concat!("{\"", $tp, "\":\"").as_bytes(), concat!("\",\"", $tp, "\":\"").as_bytes()],
+            ],)*
+            $([
+                [concat!("{\"", $mc, "\":\"").as_bytes(), concat!("\",\"", $mc, "\":\"").as_bytes()],
+                [concat!("{\"", $mp, "\":\"").as_bytes(), concat!("\",\"", $mp, "\":\"").as_bytes()],
+            ],)*
+        ];
+    };
+}
 
-const PASCAL_TASK_KEYS: [&[u8]; 13] = [
-    br#"{"DestVersion":""#,
-    br#"","DeviceName":""#,
-    br#"","FirmwareId":""#,
-    br#"","IotId":""#,
-    br#"","JobId":""#,
-    br#"","ModuleName":""#,
-    br#"","ProductKey":""#,
-    br#"","ProductName":""#,
-    br#"","SrcVersion":""#,
-    br#"","TaskId":""#,
-    br#"","TaskStatus":""#,
-    br#"","UtcCreate":""#,
-    br#"","UtcModified":""#,
-];
+crate::model::task_fields!(define_task_keys);
+
+/// The fields a task object of a device answer holds: every field but the instance.
+const TASK_KEYS: usize = Field::COUNT - 1;
+
+/// The text before each of a task object's values, in output order ([`Field::ALL`]): the
+/// quote closing the value before, the key, and the quote opening this value, written with
+/// one copy each (every value is a JSON string).
+const fn task_keys(case: KeyCase) -> [&'static [u8]; TASK_KEYS] {
+    let mut keys: [&[u8]; TASK_KEYS] = [b""; TASK_KEYS];
+    let mut i = 0;
+    while i < TASK_KEYS {
+        keys[i] = KEY_TEXT[Field::ALL[i] as usize][case as usize][(i > 0) as usize];
+        i += 1;
+    }
+    keys
+}
+
+const CAMEL_TASK_KEYS: [&[u8]; TASK_KEYS] = task_keys(KeyCase::Camel);
+
+const PASCAL_TASK_KEYS: [&[u8]; TASK_KEYS] = task_keys(KeyCase::Pascal);
 
 /// Appends a success response listing `tasks` in the order given.
 ///
@@ -239,7 +252,7 @@ fn write_task<T: TaskFields + ?Sized>(out: &mut Vec<u8>, case: KeyCase, task: &T
 }
 
 /// Total length of a table's key texts.
-const fn keys_len(keys: &[&[u8]; 13]) -> usize {
+const fn keys_len(keys: &[&[u8]; TASK_KEYS]) -> usize {
     let mut total = 0;
     let mut i = 0;
     while i < keys.len() {
@@ -254,7 +267,11 @@ const fn keys_len(keys: &[&[u8]; 13]) -> usize {
 /// fixed-size moves instead of a `memcpy` call each. Written out field by field and inlined
 /// per key style, so that every key's length is a constant and its copy two moves.
 #[inline(always)]
-fn write_plain_task(out: &mut Vec<u8>, keys: &'static [&'static [u8]; 13], task: &PlainTask<'_>) {
+fn write_plain_task(
+    out: &mut Vec<u8>,
+    keys: &'static [&'static [u8]; TASK_KEYS],
+    task: &PlainTask<'_>,
+) {
     let v = &task.strings;
     let status = task.status.as_str().as_bytes();
     let size = keys_len(keys)
@@ -326,76 +343,6 @@ fn put(buf: &mut [u8], at: usize, src: &[u8]) -> usize {
     at + n
 }
 
-/// How [`write_json_string`] writes each byte: `0` raw, `u` as `\u00XX`, else `\` and the
-/// letter.
-const ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[0x08] = b'b';
-    table[0x09] = b't';
-    table[0x0a] = b'n';
-    table[0x0c] = b'f';
-    table[0x0d] = b'r';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
-/// Appends `s` as a JSON string (RFC 8259): `"` and `\` escaped with a backslash, control
-/// characters U+0000–U+001F as `\b \f \n \r \t` or `\u00xx` (lower-case hex); everything else,
-/// `/`, DEL and all non-ASCII included, written raw as UTF-8.
-///
-/// ```
-/// use ota_index::rpc::response::write_json_string;
-/// let mut out = Vec::new();
-/// write_json_string(&mut out, "智能灯 \\ \"x\"\n\u{1}");
-/// assert_eq!(String::from_utf8(out).unwrap(), r#""智能灯 \\ \"x\"\n\u0001""#);
-/// ```
-pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    write_json_string_body(out, s);
-    out.push(b'"');
-}
-
-/// [`write_json_string`] without the quotes around the text.
-fn write_json_string_body(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    // Fast path: no byte needs escaping (the rule for stored task fields).
-    if !swar::needs_json_escape(bytes) {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    // Copy each run of bytes that need no escaping with one call.
-    let mut run_start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        let escape = ESCAPE[byte as usize];
-        if escape == 0 {
-            continue;
-        }
-        out.extend_from_slice(&bytes[run_start..i]);
-        run_start = i + 1;
-        if escape == b'u' {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 0xf)],
-            ]);
-        } else {
-            out.extend_from_slice(&[b'\\', escape]);
-        }
-    }
-    out.extend_from_slice(&bytes[run_start..]);
-}
-
 /// A fresh request id: a random UUID v4, lower-case hex, 8-4-4-4-12.
 pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
@@ -405,6 +352,7 @@ pub fn new_request_id() -> String {
 mod tests {
     use super::*;
     use crate::model::{RecordRef, TaskRecord, TaskStatus, Timestamp};
+    use crate::raw::swar;
     use crate::rpc::error::ErrorCode;
 
     #[test]
