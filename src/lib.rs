@@ -152,8 +152,8 @@ mod sync;
 mod table;
 
 pub use engine::{
-    default_shards, Binding, DeviceHint, Engine, MemoryUsage, TaskFilter, TaskView, Unfinished,
-    UpsertOutcome, WriteError, WriteSummary,
+    default_shards, Binding, DeviceHint, Engine, HeldDevice, MemoryUsage, TaskFilter, TaskView,
+    Unfinished, UpsertOutcome, WriteError, WriteSummary,
 };
 pub use ingest::{LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES};
 pub use model::{

@@ -54,16 +54,28 @@ impl std::fmt::Debug for Unfinished<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceHint(pub(super) Hint);
 
-/// A device hint holding its shard's read lock ([`Engine::hold_iot_hint`]).
-pub(crate) struct HeldHint<'a> {
+/// A device's shard, read-locked ahead of the device's query, its bucket on the way
+/// ([`Engine::hold_device`](crate::Engine::hold_device)). Holding it delays the shard's
+/// writers: pass it to [`Engine::unfinished_held`](crate::Engine::unfinished_held) soon.
+pub struct HeldDevice<'a> {
     pub(super) shard: usize,
     pub(super) hash: u64,
     pub(super) guard: SlotReadGuard<'a, Shard>,
 }
 
-impl HeldHint<'_> {
-    /// The hint's second step ([`Engine::prefetch_device_record`]) under the held lock.
-    pub(crate) fn prefetch_record(&self) {
+impl std::fmt::Debug for HeldDevice<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldDevice")
+            .field("shard", &self.shard)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HeldDevice<'_> {
+    /// The hint's second step
+    /// ([`Engine::prefetch_device_record`](crate::Engine::prefetch_device_record)) under the
+    /// held lock: starts loading the device, its first rows and its `iotId` bytes.
+    pub fn prefetch_record(&self) {
         self.guard.prefetch_device(self.hash);
     }
 }

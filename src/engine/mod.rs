@@ -82,7 +82,7 @@ use crate::sync::slotlock::SlotLock;
 use crate::table::tagtable::MAX_ADDR;
 use directory::{Directory, Instances, PairShard};
 
-pub use answer::{DeviceHint, TaskView, Unfinished};
+pub use answer::{DeviceHint, HeldDevice, TaskView, Unfinished};
 pub use error::{Binding, UpsertOutcome, WriteError, WriteSummary};
 pub use memory::MemoryUsage;
 pub use read::TaskFilter;

@@ -4,9 +4,9 @@ use std::sync::atomic::Ordering;
 
 use smallvec::SmallVec;
 
-use super::answer::{FirstCandidate, HeldHint, Hint, PREFETCH_TASKS};
+use super::answer::{FirstCandidate, Hint, PREFETCH_TASKS};
 use super::directory::{Loc, PairShard};
-use super::{DeviceHint, Engine, TaskView, Unfinished};
+use super::{DeviceHint, Engine, HeldDevice, TaskView, Unfinished};
 use crate::model::{StatusSet, TaskFields, TaskRecord};
 use crate::query::{DeviceRef, Query, QueryError};
 use crate::store::{DeviceIdx, InstanceId, RowIdx, Shard};
@@ -38,24 +38,34 @@ impl Engine {
     /// misses overlap.
     pub fn unfinished<'a>(&'a self, query: &Query<'a>) -> Result<Unfinished<'a>, QueryError> {
         query.validate()?;
-        self.unfinished_checked(query)
-    }
-
-    /// [`Engine::unfinished`] for a query whose values passed their field rules already (the
-    /// RPC layer checks them, in the contract's order, while parsing).
-    pub(crate) fn unfinished_checked<'a>(
-        &'a self,
-        query: &Query<'a>,
-    ) -> Result<Unfinished<'a>, QueryError> {
         self.unfinished_held(query, None)
     }
 
-    /// [`Engine::unfinished_checked`] with the shard lock a [`HeldHint`] took, used when the
-    /// query's device is in that shard (and dropped first otherwise).
-    pub(crate) fn unfinished_held<'a>(
+    /// [`Engine::unfinished`] for a request front that has checked the query's values
+    /// already (a parser that must report their faults in its own order), answered under the
+    /// shard lock `held` took ([`Engine::hold_device`]) when the query's device is in that
+    /// shard; otherwise `held` is let go before the device's shard is locked.
+    ///
+    /// The values are not checked again ([`Query::validate`] is about 170 instructions of a
+    /// served request's 3,500): one that breaks its rule finds what it names, nothing (no task
+    /// has such a device or module, and a finished status matches no unfinished task), where
+    /// [`Engine::unfinished`] refuses it. An unknown instance is refused either way.
+    ///
+    /// ```
+    /// use ota_index::{Engine, Query};
+    /// let engine = Engine::new();
+    /// let held = engine.hold_device("dev-1");
+    /// // ... decode and check the request ...
+    /// if let Some(held) = &held {
+    ///     held.prefetch_record();
+    /// }
+    /// let answer = engine.unfinished_held(&Query::by_iot_id("dev-1"), held).unwrap();
+    /// assert!(answer.is_empty());
+    /// ```
+    pub fn unfinished_held<'a>(
         &'a self,
         query: &Query<'a>,
-        held: Option<HeldHint<'a>>,
+        held: Option<HeldDevice<'a>>,
     ) -> Result<Unfinished<'a>, QueryError> {
         let instance_name = query.instance_name();
         let instance = self.instance_for_read(instance_name)?;
@@ -203,7 +213,7 @@ impl Engine {
         &'a self,
         instance: InstanceId,
         device: DeviceRef<'_>,
-        held: Option<HeldHint<'a>>,
+        held: Option<HeldDevice<'a>>,
     ) -> Option<(SlotReadGuard<'a, Shard>, DeviceIdx)> {
         match device {
             DeviceRef::IotId(iot) => {
@@ -232,18 +242,17 @@ impl Engine {
         }
     }
 
-    /// The first step of a device hint for a device named by `iotId` in the default
-    /// instance, keeping its shard's read lock for the query ([`Engine::unfinished_held`]):
-    /// the lock is taken once a query rather than once for each of the hint's two steps and
-    /// again for the query. For the service's fast path only, where nothing
-    /// but parsing the request comes between the hint and the query (the lock delays writers
-    /// of the shard meanwhile). `None` when a writer holds the shard (or is checking its
-    /// readers).
-    pub(crate) fn hold_iot_hint(&self, iot: &str) -> Option<HeldHint<'_>> {
-        let (shard, hash) = self.iot_location(InstanceId(0), iot);
+    /// [`Engine::prefetch_device`] for the device `iot_id` of the default instance, keeping
+    /// its shard's read lock for the query that follows ([`Engine::unfinished_held`]): the
+    /// lock is then taken once a query rather than once for each of the hint's two steps and
+    /// again for the query. For a caller that does nothing but check the request between the
+    /// two (writers of the shard wait meanwhile, and a thread holding it must not write).
+    /// `None` when a writer holds the shard (or is checking its readers).
+    pub fn hold_device(&self, iot_id: &str) -> Option<HeldDevice<'_>> {
+        let (shard, hash) = self.iot_location(InstanceId(0), iot_id);
         let guard = self.inner.shards[shard].0.try_read()?;
         guard.prefetch_bucket(hash);
-        Some(HeldHint { shard, hash, guard })
+        Some(HeldDevice { shard, hash, guard })
     }
 
     /// The device bound to a pair: candidates from the pair directory, confirmed in their

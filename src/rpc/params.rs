@@ -200,6 +200,40 @@ fn scan_segment(bytes: &[u8]) -> Scan {
     scan
 }
 
+/// One segment of a query string as written, before decoding: what [`raw_segments`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawSegment<'a> {
+    /// The text before the first `=` (the whole segment when it has none).
+    pub(crate) name: &'a str,
+    /// The text after the first `=`; `None` when the segment has no `=`.
+    pub(crate) value: Option<&'a str>,
+    /// The name or the value holds a `%` or `+`: it would decode to other text.
+    pub(crate) escaped: bool,
+}
+
+/// The non-empty segments of a query string, undecoded, with the scan [`Pairs`] decodes
+/// from: for a look at a request before (or instead of) decoding it.
+pub(crate) fn raw_segments(query: &str) -> impl Iterator<Item = RawSegment<'_>> {
+    let mut rest = query;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let scan = scan_segment(rest.as_bytes());
+        // `&` and `=` are ASCII: every cut below is at a char boundary.
+        let segment = rest.get(..scan.end)?;
+        rest = rest.get((scan.end + 1).min(rest.len())..)?;
+        if segment.is_empty() {
+            continue;
+        }
+        return Some(RawSegment {
+            name: segment.get(..scan.eq)?,
+            value: segment.get(scan.eq + 1..),
+            escaped: scan.name_escaped || scan.value_escaped,
+        });
+    })
+}
+
 impl<'a> Iterator for Pairs<'a> {
     type Item = Param<'a>;
 

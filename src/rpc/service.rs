@@ -9,7 +9,7 @@ use crate::engine::Engine;
 use crate::model::Field;
 use crate::query::{DeviceRef, QueryError};
 use crate::rpc::error::{ErrorCode, RpcError};
-use crate::rpc::params::{Params, Source};
+use crate::rpc::params::{raw_segments, Params, Source};
 use crate::rpc::request::{
     parse_plain, parse_plain_after, parse_request, usual_lead, Lead, ACTION_HEADER,
 };
@@ -228,7 +228,7 @@ impl Service {
         // runs; no change on two CPUs: BENCHMARKS.md).
         let held = match lead {
             Some(lead) if body.is_none() && self.verifier.is_none() => {
-                self.engine.hold_iot_hint(lead.iot)
+                self.engine.hold_device(lead.iot)
             }
             _ => None,
         };
@@ -357,55 +357,24 @@ fn hinted_device<'q>(query: &'q str, lead: Option<Lead<'q>>) -> Option<DeviceRef
 
 /// The device the query string names, read from its text before it is decoded: what a hint
 /// can use. The first `IotId` pair with a value, else the first `ProductKey` and `DeviceName`
-/// pairs, when their values need no decoding. One pass, eight bytes at a time, over the
-/// text up to the `IotId` pair (about 150 instructions a request).
+/// pairs, when their values need no decoding.
 fn plain_device(query: &str) -> Option<DeviceRef<'_>> {
-    use crate::raw::swar::first_of;
-    /// The value of `pair` (`escaped`: holding a `%` or `+`) if it is named `name`: `None`
-    /// for another name, `Some(None)` for this name with a value that is empty or escaped.
-    fn value<'q>(
-        query: &'q str,
-        at: usize,
-        pair: &[u8],
-        escaped: bool,
-        name: &[u8],
-    ) -> Option<Option<&'q str>> {
-        let raw = pair.strip_prefix(name)?;
-        if raw.is_empty() || escaped {
-            return Some(None);
-        }
-        Some(query.get(at + name.len()..at + pair.len()))
-    }
-    let bytes = query.as_bytes();
     let (mut product_key, mut device_name) = (None, None);
-    let (mut at, mut from, mut escaped) = (0, 0, false);
-    while at < bytes.len() {
-        let special = first_of(bytes, from, [b'&', b'%', b'+']);
-        let end = match special {
-            Some(i) if bytes[i] != b'&' => {
-                escaped = true;
-                from = i + 1;
-                continue;
-            }
-            Some(i) => i,
-            None => bytes.len(),
+    for segment in raw_segments(query) {
+        let Some(value) = segment.value else {
+            continue;
         };
-        let pair = &bytes[at..end];
-        match pair.first() {
-            Some(b'I') => {
-                if let Some(Some(iot)) = value(query, at, pair, escaped, b"IotId=") {
+        let plain = (!segment.escaped && !value.is_empty()).then_some(value);
+        match segment.name {
+            "IotId" => {
+                if let Some(iot) = plain {
                     return Some(DeviceRef::IotId(iot));
                 }
             }
-            Some(b'P') if product_key.is_none() => {
-                product_key = value(query, at, pair, escaped, b"ProductKey=");
-            }
-            Some(b'D') if device_name.is_none() => {
-                device_name = value(query, at, pair, escaped, b"DeviceName=");
-            }
+            "ProductKey" if product_key.is_none() => product_key = Some(plain),
+            "DeviceName" if device_name.is_none() => device_name = Some(plain),
             _ => {}
         }
-        (at, from, escaped) = (end + 1, end + 1, false);
     }
     Some(DeviceRef::Name {
         product_key: product_key??,
