@@ -146,6 +146,8 @@ pub mod model;
 pub mod query;
 mod raw;
 pub mod routing;
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub mod rpc;
 pub(crate) mod store;
 mod sync;

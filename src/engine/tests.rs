@@ -319,6 +319,7 @@ fn default_shards_follow_the_cpus() {
 /// allocator. Both answer every request of the mix with the same bytes, loaded, shrunk,
 /// grown past the mapping by upserts, and shrunk again.
 #[test]
+#[cfg(feature = "rpc")]
 fn mapped_columns_answer_as_allocated_ones() {
     use crate::rpc::{HttpRequest, Service};
     let fleet = crate::fleet::Fleet::new(30_000);

@@ -86,6 +86,7 @@ pub(crate) fn any_word(bytes: &[u8], flagged: impl Fn(u64) -> bool) -> bool {
 /// The index of the first byte of `bytes` at or after `from` for which `matches(word)`
 /// flags, where `matches` returns [`zero_bytes`]-style flags (exact at the lowest one), and
 /// `is_match` says the same of one byte (for the tail).
+#[cfg(feature = "rpc")]
 #[inline]
 pub(crate) fn first_match(
     bytes: &[u8],
@@ -109,6 +110,7 @@ pub(crate) fn first_match(
 
 /// The index of the first byte of `bytes` at or after `from` that is one of `set`, eight
 /// bytes at a time ([`first_match`] with one [`zero_bytes`] test a member, unrolled).
+#[cfg(feature = "rpc")]
 #[inline]
 pub(crate) fn first_of<const N: usize>(bytes: &[u8], from: usize, set: [u8; N]) -> Option<usize> {
     first_match(

@@ -43,7 +43,7 @@ impl Shard {
     }
 
     /// How many of the columns are held in mappings of their own (see [`Column`]).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "rpc"))]
     pub(crate) fn mapped_columns(&self) -> usize {
         [
             self.rows.is_mapped(),
