@@ -41,8 +41,6 @@ mod tests;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
-
 use crate::model::Timestamp;
 use crate::rpc::{ErrorCode, RpcError};
 use nonce::{nonce_digest, NonceCache, NonceOutcome};
@@ -137,7 +135,7 @@ pub struct Verifier {
     nonce_capacity: usize,
     /// One lock around a small critical section (purge, probe, insert): simpler than a
     /// sharded map, and the expiry order needs one global view anyway.
-    nonces: Mutex<NonceCache>,
+    nonces: NonceCache,
 }
 
 impl fmt::Debug for Verifier {
@@ -147,7 +145,7 @@ impl fmt::Debug for Verifier {
             .field("access_keys", &self.secrets.len())
             .field("window", &self.window)
             .field("nonce_capacity", &self.nonce_capacity)
-            .field("nonces_held", &self.nonces.lock().seen.len())
+            .field("nonces_held", &self.nonces.len())
             .finish()
     }
 }
@@ -161,7 +159,7 @@ impl Verifier {
             secrets: keys.into_iter().collect(),
             window: DEFAULT_WINDOW,
             nonce_capacity: DEFAULT_NONCE_CAPACITY,
-            nonces: Mutex::new(NonceCache::default()),
+            nonces: NonceCache::default(),
         }
     }
 
@@ -217,7 +215,7 @@ impl Verifier {
         }
 
         let digest = nonce_digest(verified.access_key_id, verified.nonce);
-        let outcome = self.nonces.lock().check_and_record(
+        let outcome = self.nonces.check_and_record(
             digest,
             stamp_ms.saturating_add(window_ms),
             now_ms,
