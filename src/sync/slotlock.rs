@@ -49,6 +49,12 @@ pub(crate) const SLOTS: usize = 64;
 #[repr(align(128))]
 struct Slot(AtomicU32);
 
+/// Most reads one slot may count. Safe code can hold reads without end (`mem::forget` of
+/// guards): a count that wrapped would tell a writer the slot is empty under a live read,
+/// so past this the process aborts, as `std`'s and `parking_lot`'s locks stop a reader
+/// count overflow.
+const MAX_SLOT_READS: u32 = u32::MAX / 2;
+
 /// [`SlotLock::state`]: a writer checks the slots or writes.
 const WRITING: u32 = 1;
 
@@ -182,7 +188,10 @@ impl<T> SlotLock<T> {
 
     #[inline]
     fn enter<'a>(&'a self, count: &'a AtomicU32) -> Option<SlotReadGuard<'a, T>> {
-        count.fetch_add(1, SeqCst);
+        if count.fetch_add(1, SeqCst) >= MAX_SLOT_READS {
+            // Not a panic: unwinding from here would leave the count too high for good.
+            std::process::abort();
+        }
         if self.state.load(SeqCst) == 0 {
             return Some(SlotReadGuard { lock: self, count });
         }
@@ -342,6 +351,37 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
+
+    /// Reads past [`MAX_SLOT_READS`] on one slot abort the process rather than wrap the
+    /// count (run in a child process, which must die of `SIGABRT`).
+    #[test]
+    fn a_slot_reads_past_its_limit_aborts() {
+        const CHILD: &str = "OTA_INDEX_SLOT_OVERFLOW_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let lock = SlotLock::new(0u8);
+            let slot = &lock.readers[thread_slot()].0;
+            slot.store(MAX_SLOT_READS - 1, SeqCst);
+            std::mem::forget(lock.read()); // the last read allowed
+            assert_eq!(slot.load(SeqCst), MAX_SLOT_READS);
+            std::mem::forget(lock.read()); // aborts
+            unreachable!("a read past the limit was counted");
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sync::slotlock::tests::a_slot_reads_past_its_limit_aborts",
+            ])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(output.status.signal(), Some(6), "{output:?}"); // SIGABRT
+        }
+        assert!(!output.status.success(), "{output:?}");
+    }
 
     #[test]
     fn a_read_keeps_writers_out_and_readers_in() {
