@@ -10,7 +10,7 @@
 //! **How bytes are measured.** Each implementation is built in a fresh child process (this
 //! binary again, with `OTA_FOOTPRINT_CHILD=<impl>:<devices>`). `bytes` is what a counting
 //! global allocator reports: live requested bytes after building minus before (build inputs
-//! dropped), the measure the issue asks for. SQLite allocates with C `malloc`, which a Rust
+//! dropped): the store's live bytes. SQLite allocates with C `malloc`, which a Rust
 //! global allocator does not see, so its line adds SQLite's own count
 //! (`sqlite3_memory_used`); ota-index keeps its largest columns in memory mappings of its own
 //! (for huge pages), so its line adds those (`ota_index::mapped_bytes`). A second line per

@@ -5,7 +5,7 @@
 
 CRITERION_DIR defaults to target/criterion. For each benchmark it reads `new/estimates.json`
 (the median of the per-sample time per iteration) and `new/benchmark.json` (the throughput
-declared), and prints one Markdown table per group, then the ratios of the issue's target
+declared), and prints one Markdown table per group, then the ratios of the target
 table for fleet size N (default: the largest measured). With --footprint, the output of
 `cargo bench --bench footprint` is read for the bytes-per-task rows.
 """

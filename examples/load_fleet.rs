@@ -1,5 +1,5 @@
 //! Times one bulk load of the benchmark fleet into an empty engine, outside criterion: for
-//! A/B runs of two builds and for profilers (BENCHMARKS.md, "What changed").
+//! A/B runs of two builds and for profilers.
 //!
 //! ```sh
 //! cargo run --release --example load_fleet -- 1000000

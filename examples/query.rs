@@ -1,4 +1,4 @@
-//! Answers requests read from standard input against a JSON Lines file (contract section 8).
+//! Answers requests read from standard input against a JSON Lines file (reference section 8).
 //!
 //! ```text
 //! cargo run --release --example query -- --data FILE [--case camel|pascal] [--request-id ID]
@@ -74,7 +74,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 
 /// A request line as text. A line that is not UTF-8 is still a request: its non-ASCII bytes
 /// are percent-encoded, which decodes back to the same bytes, so the answer is the
-/// `InvalidParameter` of contract section 3 rule 7 naming the parameter, not a dead program.
+/// `InvalidParameter` of reference section 3 rule 7 naming the parameter, not a dead program.
 fn request_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(raw) {
         Ok(text) => std::borrow::Cow::Borrowed(text),

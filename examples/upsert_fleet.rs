@@ -1,6 +1,5 @@
 //! Times upserts of existing tasks (status changes, as the `ingest` bench's `upsert` does)
-//! outside criterion: for A/B runs of two builds and for profilers (BENCHMARKS.md, "What
-//! changed"). Loads the benchmark fleet, then replaces 100,000 tasks spread over it in turn,
+//! outside criterion: for A/B runs of two builds and for profilers. Loads the benchmark fleet, then replaces 100,000 tasks spread over it in turn,
 //! each with the next status and a newer `utcModified`, and prints the time an upsert. With a
 //! third argument `batch` over 1, the changes go in `batch` at a time through
 //! `Engine::write_batch`, as a stream consumer applies them (`upsert-batch-100` in the bench).

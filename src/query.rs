@@ -1,4 +1,4 @@
-//! The typed query of contract section 3: which device, which module, which statuses, which
+//! The typed query of reference section 3: which device, which module, which statuses, which
 //! instance.
 
 use crate::model::{Field, FieldError, StatusSet, TaskStatus, Violation};
@@ -98,7 +98,7 @@ impl<'a> Query<'a> {
         self.instance.unwrap_or("")
     }
 
-    /// Checks the query's values in the contract's order: the device (`iotId`, or
+    /// Checks the query's values in the reference's order: the device (`iotId`, or
     /// `productKey` then `deviceName`), the module, then the statuses.
     pub fn validate(&self) -> Result<(), QueryError> {
         let check = |field: Field, value: &str| {

@@ -1,5 +1,5 @@
 //! Readers and writers on several threads for a bounded time: no torn task, no answer that
-//! mixes instances or devices, answers always in contract order, and a final state equal to
+//! mixes instances or devices, answers always in answer order, and a final state equal to
 //! the writers' last writes.
 
 use std::collections::BTreeMap;

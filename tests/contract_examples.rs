@@ -96,7 +96,7 @@ fn pascal_case_examples() {
 
 #[test]
 fn seed_record_round_trips_byte_for_byte() {
-    // The seed page's "Normal Return Example", compacted.
+    // The platform's API page's "Normal Return Example", compacted.
     let seed = r#"{"code":"","data":{"simpleOTATaskInfo":[{"destVersion":"3.9.0","deviceName":"device_actived","firmwareId":"123","iotId":"OZs5tjTkzRRTZSCekmbRk1****","jobId":"183371207742901****","moduleName":"ble","productKey":"k1h9drZ****","productName":"testProduct1","srcVersion":"1.8","taskId":"183371207782747****","taskStatus":"NOTIFIED","utcCreate":"2024-09-11T03:40:02.734Z","utcModified":"2024-09-11T06:27:24.649Z"}]},"requestId":"352b8d45-4544-45b2-9d79-b9b5e6640ce7","success":true}"#;
     let record = TASKS.lines().next().unwrap();
     let engine = Engine::new();

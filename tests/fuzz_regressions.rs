@@ -57,7 +57,7 @@ fn bulk_load_agrees_with_upserts_when_a_stale_record_names_a_new_identity() {
     validate(&bulk);
 }
 
-/// `ingest_jsonl`: a bulk load into a store holding the contract's examples must leave every
+/// `ingest_jsonl`: a bulk load into a store holding the reference's examples must leave every
 /// invariant intact (it once left a shard with a free task-key entry but no free row).
 #[test]
 fn bulk_load_after_the_examples_keeps_the_store_consistent() {

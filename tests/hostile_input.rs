@@ -468,7 +468,7 @@ fn with_value(key: &str, value: &str) -> String {
     format!("{}{value}{}", &seed[..at], &seed[end + 1..])
 }
 
-/// Every field rule of contract section 1, past its limit and with a bad character, in a bulk
+/// Every field rule of reference section 1, past its limit and with a bad character, in a bulk
 /// load (error naming line and field, store unchanged) and through `upsert` (the same field).
 #[test]
 fn each_field_rule_is_enforced_on_writes() {
@@ -555,7 +555,7 @@ fn each_field_rule_is_enforced_on_writes() {
     validate(&engine);
 }
 
-/// A typed record's times must be ones the contract's format can write (years 0000 to
+/// A typed record's times must be ones the reference's format can write (years 0000 to
 /// 9999): one outside would be written back as another instant (the year modulo 10,000), out
 /// of order. Refused through `upsert` and `write_batch` alike, the usual status event (a
 /// stored task, every string as stored) included; the bounds themselves are accepted and
@@ -740,7 +740,7 @@ fn lone_surrogate_escapes_are_malformed_json_wherever_they_are() {
 }
 
 /// Valid JSON that simd-json refuses (integers past 64 bits, numbers past `f64`) under an
-/// ignored key: the record loads, since unknown keys are ignored (contract section 2). As a
+/// ignored key: the record loads, since unknown keys are ignored (reference section 2). As a
 /// known field's value, a number is still a field that is not a string, or out of range.
 #[test]
 fn numbers_of_any_size_under_ignored_keys_load() {

@@ -1,5 +1,5 @@
 //! The main correctness test: random operation sequences applied in lockstep to the engine and
-//! to a naive model of the contract (sections 1, 2, 3 and 7), with tiny key domains so that
+//! to a naive model of the reference (sections 1, 2, 3 and 7), with tiny key domains so that
 //! task ids, devices, modules, timestamps and instances collide. Every answer is compared and
 //! `internal_validate()` runs after every step.
 
@@ -148,7 +148,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The contract, written as plainly as possible.
+/// The reference's rules, written as plainly as possible.
 #[derive(Default, Clone, Debug)]
 struct Model {
     tasks: BTreeMap<(String, String), TaskRecord>,

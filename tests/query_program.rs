@@ -1,4 +1,4 @@
-//! The `query` example as a process (contract section 8): one compact JSON line per request
+//! The `query` example as a process (reference section 8): one compact JSON line per request
 //! line, `--case`, `--request-id`, exit status 1 for a bad data file (no output), 2 for bad
 //! arguments.
 

@@ -1,4 +1,4 @@
-//! The rules of contract sections 3–5 through the RPC face: every error code the query layer
+//! The rules of reference sections 3–5 through the RPC face: every error code the query layer
 //! owns with its HTTP status and envelope, which error wins, and the query's semantics.
 
 use ota_index::rpc::{HttpRequest, KeyCase, Service};
@@ -44,7 +44,7 @@ fn task_ids(answer: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Expects an error: its code, HTTP status, and the envelope of contract section 4, with a
+/// Expects an error: its code, HTTP status, and the envelope of reference section 4, with a
 /// message naming `names` (one of them).
 fn expect_error(service: &Service, query: &str, code: &str, status: u16, names: &[&str]) {
     let (got_status, answer) = get(service, query);
@@ -342,7 +342,7 @@ fn which_error_wins() {
 #[test]
 fn query_semantics() {
     let s = service();
-    // The seed spelling IoTID is an alias of IotId.
+    // The API page's spelling IoTID is an alias of IotId.
     let (_, answer) = get(&s, &format!("{A}&IoTID={LIGHT}"));
     assert_eq!(task_ids(&answer), ["10", "183634077949482****", "9"]);
     // Order: utcCreate, then taskId bytes ("10" < "183…" < "9"); finished task 11 never shows.

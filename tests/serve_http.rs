@@ -276,7 +276,7 @@ fn a_body_over_the_limit_is_refused_with_413() {
     assert_eq!(reply.json()["code"], "InvalidParameter");
 
     // A chunked body that breaks its encoding: a malformed request, in the gateway envelope
-    // with a code of contract section 5.
+    // with a code of reference section 5.
     let raw = format!(
         "POST / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n\

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference signer for tests/signature_reference.rs, written from contract section 6 with the
+"""Reference signer for tests/signature_reference.rs, written from reference section 6 with the
 standard library only, independently of src/rpc/signature.rs.
 
 Reads a JSON list of cases on stdin and writes a JSON list of signatures on stdout, one per

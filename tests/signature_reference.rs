@@ -1,9 +1,9 @@
 //! Signing agrees with an independent implementation: `tests/sign_reference.py`, written from
-//! contract section 6 with Python's standard library (hashlib, hmac, base64, urllib.parse).
+//! reference section 6 with Python's standard library (hashlib, hmac, base64, urllib.parse).
 //!
 //! Deterministic pseudo-random parameter sets (unicode, spaces, tabs, `*`, `~`, `+`, `/`,
 //! `%`, `=`, `&`, empty values, repeated names, headers in mixed case with padding) are signed
-//! by both and compared, after both are anchored on the contract's two public vectors.
+//! by both and compared, after both are anchored on the reference's two public vectors.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -116,7 +116,7 @@ fn rust_and_python_sign_alike() {
     let mut cases = Vec::new();
     let mut ours = Vec::new();
 
-    // Anchors: the reference itself reproduces the contract's vectors.
+    // Anchors: the reference itself reproduces the reference's vectors.
     let v1_vector = owned(&[
         ("AccessKeyId", "testid"),
         ("Action", "DescribeRegions"),

@@ -1,4 +1,4 @@
-//! At-least-once delivery (contract section 2): a platform event stream replays and reorders
+//! At-least-once delivery (reference section 2): a platform event stream replays and reorders
 //! writes, and the store must end up holding the newest write of every task.
 //!
 //! A deterministic stream of 2,000 tasks over 200 devices, each written in several versions with

@@ -393,7 +393,7 @@ impl NaiveStore {
         }
     }
 
-    /// The tasks passing the filters, in contract order (stage "filter").
+    /// The tasks passing the filters, in answer order (stage "filter").
     #[inline(never)]
     fn select<'s>(tasks: Option<&'s Vec<NaiveTask>>, query: &Query<'_>) -> Vec<&'s NaiveTask> {
         let mut hits: Vec<&NaiveTask> = tasks

@@ -47,7 +47,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 /// A gateway-envelope error answered by this program itself (not by the service), with an
-/// HTTP status of its own and a code that may lie outside contract section 5.
+/// HTTP status of its own and a code that may lie outside reference section 5.
 fn gateway_error(case: KeyCase, status: StatusCode, code: &str, message: &str) -> Response {
     let request_id = new_request_id();
     let (code_key, message_key, id_key, success) = match case {
@@ -118,7 +118,7 @@ async fn answer(
         }
         Err(rejection) => {
             // A body that cannot be read (a broken chunked encoding, …) is a malformed
-            // request: the code of contract section 5 for one, with the HTTP layer's status.
+            // request: the code of reference section 5 for one, with the HTTP layer's status.
             let message = format!(
                 "the request body could not be read: {}",
                 rejection.body_text()

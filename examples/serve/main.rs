@@ -1,28 +1,28 @@
 //! Serves `ListOTAUnfinishedTaskByDevice` over HTTP, as the platform's RPC endpoint does
-//! (contract section 8).
+//! (reference section 8).
 //!
 //! ```text
 //! cargo run --release --example serve -- [--data FILE] [--addr 127.0.0.1:8686]
 //!     [--case camel|pascal] [--access-key ID:SECRET ...]
 //! ```
 //!
-//! - `--data FILE`: JSON Lines tasks (contract section 2); once loaded, a line says how many
+//! - `--data FILE`: JSON Lines tasks (reference section 2); once loaded, a line says how many
 //!   records were read, tasks added, replaced and dropped as stale. Without it, a generated
 //!   demo fleet (`Fleet::new(10_000)`, about 32,000 tasks) is served and a ready-to-paste
 //!   `curl` line for one of its devices is printed.
 //! - `--addr`: where to listen (default `127.0.0.1:8686`); port `0` picks a free port. Once
 //!   bound, the line `listening on http://ADDR` (the real address) is printed.
-//! - `--case`: key style of the answers (default `camel`, the seed page's). The official
+//! - `--case`: key style of the answers (default `camel`, the platform's API page's). The official
 //!   Alibaba Cloud SDKs read PascalCase keys: use `--case pascal` for them.
 //! - `--access-key ID:SECRET`, repeatable: requests must be signed with one of these keys
-//!   (RPC v1 HMAC-SHA1 or V3 ACS3-HMAC-SHA256, contract section 6).
+//!   (RPC v1 HMAC-SHA1 or V3 ACS3-HMAC-SHA256, reference section 6).
 //!
 //! Every flag also takes the `--flag=value` form. Bad arguments (a flag other than
 //! `--access-key` given twice among them): usage on standard error, exit status 2;
 //! `--help`: usage on standard output, exit status 0. A bad data file: a message naming the
 //! line, exit status 1.
 //!
-//! HTTP face (choices of this program, beyond the contract):
+//! HTTP face (choices of this program, beyond the reference):
 //!
 //! - Path `/` only, any method: `GET /?…` and `POST /` with parameters in the query string, a
 //!   form body (`Content-Type: application/x-www-form-urlencoded`), or both; another method
@@ -30,7 +30,7 @@
 //!   gateway envelope and code `InvalidAction.NotFound`: the platform's RPC endpoint lives at
 //!   `/`, and V3 signatures are computed over the path `/`.
 //! - Every answer is `Content-Type: application/json;charset=utf-8`, in the envelopes of
-//!   contract section 4, with the HTTP status of section 5.
+//!   reference section 4, with the HTTP status of section 5.
 //! - Every request header is passed to the signature layer as received.
 //! - Limits: a body over 64 KiB is answered 413 (at once, unread, when its `Content-Length`
 //!   says so), and a body that cannot be read (a broken chunked encoding) 400, both with the

@@ -1,5 +1,5 @@
 //! Random operation sequences applied in lockstep to the engine and to a naive model of
-//! contract sections 1–3 and 7, over tiny key domains so that keys collide.
+//! reference sections 1–3 and 7, over tiny key domains so that keys collide.
 //!
 //! Domains: 3 task ids; 2 instances (`""` and `iot-2`; queries also name an unknown one);
 //! 3 devices with fixed identities plus 2 conflicting identities (one reuses a bound pair,
@@ -119,7 +119,7 @@ struct Input {
     ops: Vec<Op>,
 }
 
-/// Contract sections 1–3 and 7, naively.
+/// reference sections 1–3 and 7, naively.
 #[derive(Clone, Default)]
 struct Model {
     /// (instance, taskId) → the stored task.

@@ -1,4 +1,4 @@
-//! Arbitrary bytes as a JSON Lines bulk load into an engine holding the contract's examples.
+//! Arbitrary bytes as a JSON Lines bulk load into an engine holding the reference's examples.
 //!
 //! Checked: never a panic; a refused load leaves every task as it was (all or nothing) and
 //! names a line of the input (or 0, for the whole input) with a message; an accepted load

@@ -1,4 +1,4 @@
-//! Arbitrary requests into `Service::answer` over the contract's example tasks.
+//! Arbitrary requests into `Service::answer` over the reference's example tasks.
 //!
 //! Input layout (so that a request line of `tests/data/contract/requests.txt` with one flag
 //! byte in front is a meaningful seed):
@@ -31,7 +31,7 @@ use serde_json::Value;
 
 const TASKS: &[u8] = include_bytes!("../../tests/data/contract/tasks.jsonl");
 
-/// Every code of contract section 5, to map a written code back to its `ErrorCode`.
+/// Every code of reference section 5, to map a written code back to its `ErrorCode`.
 const CODES: [ErrorCode; 14] = [
     ErrorCode::InvalidActionNotFound,
     ErrorCode::MissingParameter,

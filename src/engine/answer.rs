@@ -3,6 +3,7 @@
 
 use smallvec::SmallVec;
 
+use super::Engine;
 use crate::model::{PlainTask, TaskFields, TaskStatus, Timestamp};
 use crate::store::taskkey::IdText;
 use crate::store::{DeviceIdx, RowIdx, Shard};
@@ -31,7 +32,7 @@ impl<'a> Unfinished<'a> {
         self.rows.is_empty()
     }
 
-    /// The tasks, in contract order.
+    /// The tasks, in answer order.
     pub fn iter(&self) -> impl Iterator<Item = TaskView<'_>> + '_ {
         self.guard.as_deref().into_iter().flat_map(move |shard| {
             self.rows

@@ -143,7 +143,7 @@ impl Engine {
     /// string as stored) needs no validation and goes in shard by shard, one lock a shard
     /// for up to 256 of its records, skipping shards that readers hold until the others are
     /// done; it costs less than upserting its records one by one (about 400 against 450 ns a
-    /// record in batches of 100 at 1,000,000 devices, BENCHMARKS.md), and its writer waits
+    /// record in batches of 100 at 1,000,000 devices), and its writer waits
     /// for readers about once a batch rather than at each record whose shard a reader holds.
     /// Readers may see such a batch's records of different shards go in out of input order
     /// (each task's records in order). A batch is all or nothing: where one by one a bad

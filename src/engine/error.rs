@@ -16,7 +16,7 @@ pub enum UpsertOutcome {
     },
 }
 
-/// A device binding that a record contradicts (contract section 1).
+/// A device binding that a record contradicts (reference section 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binding {
     /// The record's `iotId` is bound to another (`productKey`, `deviceName`).
@@ -37,7 +37,7 @@ pub enum Binding {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
-    /// A field breaks its rule (contract section 1).
+    /// A field breaks its rule (reference section 1).
     #[error("{0}")]
     InvalidField(#[from] FieldError),
     /// The record would bind a device to a second identity.

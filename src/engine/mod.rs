@@ -1,4 +1,5 @@
-//! The shared, concurrent engine: the write path, the read path and the sharding.
+//! The shared, concurrent engine: the sharding, the directories, the read path, the write
+//! path and batches.
 //!
 //! # Concurrency model
 //!
@@ -8,53 +9,41 @@
 //! small pair directory shard when the device is named by product key and device name), under
 //! a read lock, so readers never wait for each other.
 //!
-//! The lock is the crate's own (`slotlock`): a reader counts itself in on a cache line of its
-//! thread's, for that lock, and then reads a flag that only writers write, so readers on
-//! different cores (up to 64 reading at once) write no memory in common. With a plain
-//! reader-writer lock every reader writes the lock's one word, and on many cores that cache
-//! line travels from core to core, a cross-core transfer for most queries (on a 16-core machine
-//! 16 readers answered 11.5–14.4 times what one does with `parking_lot::RwLock`, 64 shards,
-//! where the lock-free naive store reached 14.9 and the floor 18.5: BENCHMARKS.md). A writer
-//! pays instead: it sets the flag and reads each thread's line (up to a process-wide high-water
-//! mark of threads reading at once, at most 64; past 64 reading at once threads share lines).
+//! **Readers write no memory in common.** The lock is the crate's own (`sync::slotlock`): a
+//! reader counts itself in on a cache line of its own thread's, then reads a flag that only
+//! writers write, so readers on different cores (up to 64 reading at once; past that, threads
+//! share lines) never pass a cache line between them. With a plain reader-writer lock every
+//! reader writes the lock's one word: on a 16-core machine 16 readers answered 11.5–14.4
+//! times what one does with `parking_lot::RwLock`, where the lock-free naive store reached
+//! 14.9. A writer pays instead: it sets the flag and reads every thread's line.
 //!
-//! A reader is never held up by a writer that waits, only by one that writes: a writer keeps
-//! the flag set only while it checks the readers' lines and, when they are all clear, while it
-//! writes, and it never waits for one shard while holding another. A thread holding an answer
-//! may therefore query again ([`Engine::unfinished`], the counts, [`Engine::tasks`], …), on any
-//! shard, while a writer waits. Two reads are the exception: [`Engine::get`] and
-//! [`Engine::memory_usage`] read the task directory, which the writers' mutex owns, and so wait
-//! for a writer as a write does; a thread holding an answer must not call them (nor write): the
-//! writer would wait for the answer, and the call for the writer. Where threads outnumber cores
-//! the writer often waits for a reader it has itself preempted mid-query; with readers queued
-//! behind a waiting writer (a plain `parking_lot` read) every other reader of that shard then
-//! parked behind it too, and two readers beside the benches' 100,000-a-second writer on two
-//! CPUs answered 0.83–0.89 of their speed alone, against 0.91–0.95 when they passed it
-//! (BENCHMARKS.md). The price: a writer waits until its shard has no reader at all, and must
-//! find that moment itself (readers that overlap without a pause on one shard, a hot device,
-//! can keep it out; a `parking_lot` writer is let in once the readers in drain). At a query's
-//! microsecond of hold that comes within microseconds while the readers run, but a reader the
-//! writer preempted holds the shard until the scheduler runs it again: beside two readers that
-//! keep both CPUs busy, a writer upserting one by one made 86,000–98,600 of its 100,000 upserts
-//! a second. A writer with a CPU to spare keeps its rate, and so does one that applies its
-//! events in batches ([`Engine::write_batch`]), which waits for such a reader about once a
-//! batch (below). A writer that waits parks until a reader of its shard lets go; a reader that
-//! waits for a write (a run of a batch; a whole shard's reallocation while a bulk load reserves
-//! room) spins, yields its CPU, then naps 20 µs at a time.
+//! **Readers pass a waiting writer.** A writer keeps the flag set only while it checks the
+//! readers' lines and, when they are all clear, while it writes; it never waits for one shard
+//! while holding another. So a thread holding an answer may query again, on any shard, while
+//! a writer waits ([`Engine::unfinished`], the counts, [`Engine::tasks`], …). Two reads are
+//! the exception: [`Engine::get`] and [`Engine::memory_usage`] read the task directory, which
+//! the writers' mutex owns; a thread holding an answer must not call them (nor write), or the
+//! writer would wait for the answer and the call for the writer. Where threads outnumber
+//! cores, a writer often waits for a reader it has itself preempted: with readers queued
+//! behind a waiting writer, two readers beside the benches' 100,000-a-second writer on two
+//! CPUs answered 0.83–0.89 of their speed alone, against 0.91–0.95 when they pass it. The
+//! price: a writer waits until its shard has no reader at all (a hot device read without a
+//! pause can keep it out). A waiting writer parks until a reader of its shard lets go; a
+//! reader waiting for a write spins, yields, then naps 20 µs at a time.
 //!
-//! Writers are serialized by one mutex that also owns the task directory (task id → row). A
-//! write takes the write lock of the one shard it changes (two when a task moves to a device
-//! of another shard, never waiting for one while holding the other) for the microsecond it
-//! needs, so a reader sees each task wholly before or wholly after a write. A batch (a bulk
-//! load) checks every record first, then applies them shard by shard, 256 records under one
-//! shard lock at a time (each shard's structures stay in cache while its records go in), when
-//! its records are all new tasks or all the usual event (a stored task with every string
+//! **Writers are serialized** by one mutex that also owns the task directory (task id →
+//! row). A write takes the write lock of the one shard it changes (two when a task moves to a
+//! device of another shard) for the microsecond it needs, so a reader sees each task wholly
+//! before or wholly after a write. A batch ([`Engine::write_batch`], a bulk load) checks every
+//! record first, then applies them shard by shard, up to 256 records under one shard lock,
+//! when they are all new tasks or all the usual event (a stored task with every string
 //! unchanged: a status change), and record by record otherwise. Readers wait for at most one
-//! such run, and may see a batch half applied (each task whole); a device's pair reaches the
-//! name directory once its shard's records are in. A batch of usual events leaves a shard some
-//! reader holds for later while another shard has records waiting: a stream consumer that
-//! applies what arrived since its last wakeup as one batch waits for readers about once a
-//! batch, where upserts one by one may wait at each record (above).
+//! such run, and may see a batch half applied (each task whole). A batch of usual events
+//! leaves a shard some reader holds for later while another shard has records waiting, so a
+//! stream consumer that applies what arrived since its last wakeup as one batch waits for
+//! readers about once a batch: beside two readers that keep both CPUs busy, a writer
+//! upserting one by one made 86,000–98,600 of its 100,000 events a second, one applying them
+//! in batches all of them.
 //!
 //! Chosen over a snapshot swap (a second copy of the store doubles memory, the first cost of
 //! this crate) and over one global lock (its lock word alone caps read scaling).
@@ -98,7 +87,7 @@ pub use read::TaskFilter;
 /// variant tuples of its own tasks, so with `N` shards the fleet's few thousand variants are
 /// held `N` times, and `N` times as many of them must stay in cache for answers and upserts
 /// to find them there. On two CPUs at 1,000,000 devices (three engines in one process, 24
-/// rounds in turn; BENCHMARKS.md): one reader 800 ns a query with 4 shards, 939 with 8, 963
+/// rounds in turn): one reader 800 ns a query with 4 shards, 939 with 8, 963
 /// with 16; upserts 515, 570 and 641 ns; but two readers beside the benchmarks' 100,000-a-
 /// second writer answered 0.89 of their speed alone with 4 shards against 0.96 with 8 or
 /// 16 (the writer, waking on a busy CPU, preempts a reader that holds its shard's read lock,

@@ -28,7 +28,7 @@ pub struct TaskFilter<'a> {
 }
 
 impl Engine {
-    /// The unfinished tasks of the query's device that pass its filters, in contract order
+    /// The unfinished tasks of the query's device that pass its filters, in answer order
     /// (`utcCreate` ascending, then `taskId` bytes), as borrowed views.
     ///
     /// The answer holds a read lock on the device's shard until dropped: serialize it and let

@@ -96,7 +96,7 @@ impl Engine {
         }
     }
 
-    /// Adds or replaces one task (contract section 2): a new task id adds, a known one
+    /// Adds or replaces one task (reference section 2): a new task id adds, a known one
     /// replaces unless the stored task has a newer `utcModified`.
     ///
     /// ```
@@ -170,7 +170,7 @@ impl Engine {
         Ok(true)
     }
 
-    /// Refuses a record that would bind a device to a second identity (contract section 1),
+    /// Refuses a record that would bind a device to a second identity (reference section 1),
     /// against the store's bindings; `Ok(true)` when the store already binds the device.
     pub(super) fn check_identity(&self, rec: &RecordRef<'_>) -> Result<bool, WriteError> {
         if self.check_device(rec)? {

@@ -1,11 +1,11 @@
 //! Bulk load from JSON Lines (reference section 2), all or nothing.
 //!
 //! Two readers, one result. A line that is a flat object of plain strings (no escapes: what
-//! exports and the fleet generator write) is read in place by a small scanner ([`flat`]), and
-//! its values stay in the input. Any other line is read by serde_json ([`json`]), which
+//! exports and the fleet generator write) is read in place by a small scanner (`flat`), and
+//! its values stay in the input. Any other line is read by serde_json (`json`), which
 //! takes every valid JSON value under an ignored key and says at which column a malformed
 //! line goes wrong; its values are decoded into one staging buffer. Either way the line
-//! becomes a fixed-size staged record once its fields pass their rules ([`stage`]). Once every
+//! becomes a fixed-size staged record once its fields pass their rules (`stage`). Once every
 //! line has, the batch goes to [`Engine::write_batch`]'s path, which checks identities
 //! against the store and the batch itself before applying anything. Any error leaves the
 //! store as it was.

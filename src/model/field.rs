@@ -86,7 +86,7 @@ impl Field {
             .then_some(field)
     }
 
-    /// Checks a string value against this field's rule (contract section 1).
+    /// Checks a string value against this field's rule (reference section 1).
     ///
     /// `TaskStatus`, `UtcCreate` and `UtcModified` are checked by parsing them
     /// ([`TaskStatus::parse`], [`Timestamp::parse`]).

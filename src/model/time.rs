@@ -20,15 +20,15 @@ pub struct Timestamp(i64);
 pub const TIMESTAMP_LEN: usize = 24;
 
 impl Timestamp {
-    /// The earliest instant the contract's format can write, `0000-01-01T00:00:00.000Z`.
+    /// The earliest instant the reference's format can write, `0000-01-01T00:00:00.000Z`.
     pub const MIN: Timestamp = Timestamp(-62_167_219_200_000);
 
-    /// The latest instant the contract's format can write, `9999-12-31T23:59:59.999Z`.
+    /// The latest instant the reference's format can write, `9999-12-31T23:59:59.999Z`.
     /// A record whose times lie outside [`Timestamp::MIN`]`..=`[`Timestamp::MAX`] is refused
-    /// ([`Violation::BadTimestamp`]): written back, it would read as another instant.
+    /// ([`Violation::BadTimestamp`](crate::Violation::BadTimestamp)): written back, it would read as another instant.
     pub const MAX: Timestamp = Timestamp(253_402_300_799_999);
 
-    /// Whether the contract's format can write this instant (years 0000 to 9999).
+    /// Whether the reference's format can write this instant (years 0000 to 9999).
     pub const fn is_writable(self) -> bool {
         self.0 >= Timestamp::MIN.0 && self.0 <= Timestamp::MAX.0
     }
@@ -43,7 +43,7 @@ impl Timestamp {
         self.0
     }
 
-    /// Parses `YYYY-MM-DDThh:mm:ss[.f|.ff|.fff]Z` (contract section 1); `None` when the text
+    /// Parses `YYYY-MM-DDThh:mm:ss[.f|.ff|.fff]Z` (reference section 1); `None` when the text
     /// is not exactly that shape or names no real instant (month 13, February 30, hour 24, …).
     pub fn parse(text: &str) -> Option<Timestamp> {
         let b = text.as_bytes();

@@ -1,8 +1,8 @@
-//! The error codes of contract section 5, their HTTP statuses and envelopes.
+//! The error codes of reference section 5, their HTTP statuses and envelopes.
 
 use std::fmt;
 
-/// Which JSON envelope an error is written in (contract section 4).
+/// Which JSON envelope an error is written in (reference section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Envelope {
     /// HTTP 200, the message under `errorMessage` (the `iot.*` codes).
@@ -12,7 +12,7 @@ pub enum Envelope {
     Gateway,
 }
 
-/// Every error code the RPC face answers with (contract section 5).
+/// Every error code the RPC face answers with (reference section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -106,7 +106,7 @@ impl fmt::Display for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct RpcError {
-    /// The code of contract section 5.
+    /// The code of reference section 5.
     pub code: ErrorCode,
     /// What was wrong, naming the parameter.
     pub message: String,

@@ -1,4 +1,4 @@
-//! Decoding `application/x-www-form-urlencoded` parameters (contract section 3, rule 7).
+//! Decoding `application/x-www-form-urlencoded` parameters (reference section 3, rule 7).
 //!
 //! A request's parameters are the pairs of its query string followed, for `POST`, by the pairs
 //! of its form body. Decoding is lenient: every pair is kept, and a name or value that does not

@@ -1,9 +1,9 @@
-//! The response bodies of contract section 4, written straight into the caller's buffer.
+//! The response bodies of reference section 4, written straight into the caller's buffer.
 //!
 //! Nothing here allocates per field: keys are static, strings are escaped from the borrowed
 //! `&str` the task gives, timestamps are formatted on the stack
 //! ([`Timestamp::format`](crate::Timestamp::format)). The output is compact JSON (no spaces)
-//! with the keys in exactly the contract's order.
+//! with the keys in exactly the reference's order.
 //!
 //! ```
 //! use ota_index::rpc::response::{write_success, KeyCase};
@@ -198,7 +198,7 @@ where
     });
 }
 
-/// Appends an error response in the envelope of the error's code (contract section 4).
+/// Appends an error response in the envelope of the error's code (reference section 4).
 pub fn write_error(out: &mut Vec<u8>, case: KeyCase, request_id: &str, error: &RpcError) {
     let keys = case.keys();
     out.extend_from_slice(keys.error_code);

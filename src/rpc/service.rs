@@ -139,7 +139,7 @@ impl Service {
         self
     }
 
-    /// Requires every request to be signed with one of the verifier's keys (contract
+    /// Requires every request to be signed with one of the verifier's keys (reference
     /// section 6); the signature is checked before any rule of section 3.
     #[must_use]
     pub fn with_verifier(mut self, verifier: Verifier) -> Service {
@@ -225,7 +225,7 @@ impl Service {
         // shard lock for its query: nothing but parsing comes between them, and the lock is
         // then taken once a query instead of three times (with `parking_lot`'s lock, on a
         // 16-core machine, 16 readers answered 5 % and 14 % more in two alternating pairs of
-        // runs; no change on two CPUs: BENCHMARKS.md).
+        // runs; no change on two CPUs).
         let held = match lead {
             Some(lead) if body.is_none() && self.verifier.is_none() => {
                 self.engine.hold_device(lead.iot)

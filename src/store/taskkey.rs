@@ -1,13 +1,13 @@
 //! Task ids as a row keeps them.
 //!
 //! The platform's task ids are decimal numbers of up to 19 digits (`183371207782747****` in
-//! the contract's example), so a row keeps such an id as the number itself, in place: 8
+//! the reference's example), so a row keeps such an id as the number itself, in place: 8
 //! bytes in the row instead of 20 in the key slab (19 bytes and a header) and a 4-byte slab
 //! offset in the row, and no second, scattered read when a query writes the id or an upsert
 //! compares it. Any other id (a letter, a leading zero, more than 19 digits, a number from
 //! 2^63 up) keeps its bytes in the key slab and the row keeps their offset, marked by the top
 //! bit. Both spellings give the same bytes back, so answers, their order (by the id's
-//! bytes) and every rule of the contract are the same whichever way an id is kept.
+//! bytes) and every rule of the reference are the same whichever way an id is kept.
 
 use std::cmp::Ordering;
 
@@ -138,7 +138,7 @@ impl<'a> IdText<'a> {
         }
     }
 
-    /// The ids' order: by their bytes, as the contract orders answers.
+    /// The ids' order: by their bytes, as the answer orders answers.
     pub(crate) fn cmp_bytes(&self, other: &IdText<'_>) -> Ordering {
         self.as_bytes().cmp(other.as_bytes())
     }

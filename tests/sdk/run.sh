@@ -5,7 +5,7 @@
 #   bash tests/sdk/run.sh
 #
 # Installs alibabacloud-iot20180120 into a virtual environment under target/ when it is not
-# there yet (OTA_SDK_SPEC overrides the pip requirement; default: the version the contract's
+# there yet (OTA_SDK_SPEC overrides the pip requirement; default: the version the reference's
 # V3 vector was taken from), builds and starts serve on a free loopback port, runs the check,
 # stops serve with SIGINT. Exits non-zero when anything fails, serve's own exit status
 # included.

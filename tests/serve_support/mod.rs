@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The contract's worked-example data.
+/// The reference's worked-example data.
 pub const DATA: &str = "tests/data/contract/tasks.jsonl";
 /// How long a child may take to print its `listening on` line (debug builds load slowly).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -112,7 +112,7 @@ impl Server {
         }
     }
 
-    /// Starts on a free loopback port with the contract's data file.
+    /// Starts on a free loopback port with the reference's data file.
     pub fn with_data(extra: &[&str]) -> Server {
         let mut args = vec!["--addr", "127.0.0.1:0", "--data", DATA];
         args.extend_from_slice(extra);

@@ -1,17 +1,17 @@
-//! The rules of contract section 3: decoded parameters in, a typed request or the one error
+//! The rules of reference section 3: decoded parameters in, a typed request or the one error
 //! that wins out.
 //!
-//! Checks run in the order of contract rule 3.8 and the first fault wins:
+//! Checks run in the order of reference section 3, rule 8 and the first fault wins:
 //!
-//! 1. `Action` ([`ErrorCode::InvalidActionNotFound`]);
-//! 2. malformed or duplicate parameters ([`ErrorCode::InvalidParameter`]);
-//! 3. the device: missing ([`ErrorCode::MissingParameter`]), then the format of `IotId`, or of
+//! 1. `Action` ([`ErrorCode::InvalidActionNotFound`](crate::rpc::ErrorCode::InvalidActionNotFound));
+//! 2. malformed or duplicate parameters ([`ErrorCode::InvalidParameter`](crate::rpc::ErrorCode::InvalidParameter));
+//! 3. the device: missing ([`ErrorCode::MissingParameter`](crate::rpc::ErrorCode::MissingParameter)), then the format of `IotId`, or of
 //!    `ProductKey` then `DeviceName`;
 //! 4. `ModuleName`;
 //! 5. the statuses: `TaskStatus`, then `TaskStatusList.N` in increasing `N`;
 //! 6. `IotInstanceId` (carried through; the engine says whether the instance exists).
 //!
-//! Decisions beyond the contract's text (some make its rules precise), each a **(choice)**:
+//! Decisions beyond the reference's text (some make its rules precise), each a **(choice)**:
 //!
 //! - **Action.** The values of parameters named exactly `Action` (name and value decoded,
 //!   value non-empty) are used, and the `x-acs-action` header is then not consulted even when
@@ -30,7 +30,7 @@
 //!   else (`TaskStatusList`, `TaskStatusList.`, `TaskStatusList.0`, `TaskStatusList.01`,
 //!   `TaskStatusList.+1`, `TaskStatusList.101`, `TaskStatusList.1.x`, `TaskStatusListX`) is
 //!   malformed. Names are case-sensitive: `taskstatuslist.1` is merely unknown, and ignored.
-//! - **Too many parameters** (over [`MAX_PARAMS`]) is `InvalidParameter`, checked first in
+//! - **Too many parameters** (over [`MAX_PARAMS`](crate::rpc::params::MAX_PARAMS)) is `InvalidParameter`, checked first in
 //!   step 2; `Action` is still looked for among every pair, also past the cap.
 //! - **Missing device.** With neither form given, the message names `IotId` or `ProductKey`
 //!   and `DeviceName`; with only one of the pair given, it names the other one.
@@ -69,7 +69,7 @@ pub const MAX_STATUS_LIST_INDEX: u8 = 100;
 /// Most characters of a received name or value echoed in an error message.
 const ECHO_CHARS: usize = 64;
 
-/// A request that passed every rule of contract section 3, with its decoded values.
+/// A request that passed every rule of reference section 3, with its decoded values.
 ///
 /// ```
 /// use ota_index::rpc::params::Params;
@@ -132,7 +132,7 @@ impl<'p> ParsedRequest<'p> {
     }
 }
 
-/// Applies the rules of contract section 3 to decoded parameters.
+/// Applies the rules of reference section 3 to decoded parameters.
 ///
 /// `action_header` is the value of the `x-acs-action` header, if any; it supplies the action
 /// when no `Action` parameter does. See the module documentation for the order of checks and

@@ -5,18 +5,18 @@ use super::ParsedRequest;
 use crate::model::{Field, StatusSet, TaskStatus};
 use crate::query::DeviceRef;
 
-/// [`parse_request`] for the usual request, read straight from the query string: `Some`
+/// [`parse_request`](super::parse_request) for the usual request, read straight from the query string: `Some`
 /// when every pair of `query` is `name=value` with nothing to decode (no `%` or `+`), every
 /// name is one the rules read (`Action`, `IotId` or `IoTID`, `ProductKey`, `DeviceName`,
 /// `ModuleName`, `TaskStatus`, `TaskStatusList.N`, `IotInstanceId`) and given once, `Action`
-/// is [`ACTION`], and the request passes every rule; the result is then exactly what
-/// decoding `query` and calling [`parse_request`] returns. `None` for anything else (an error
+/// is [`ACTION`](super::ACTION), and the request passes every rule; the result is then exactly what
+/// decoding `query` and calling [`parse_request`](super::parse_request) returns. `None` for anything else (an error
 /// to report, an ignored parameter, an escape, an empty pair): decode and call
-/// [`parse_request`], which decides it. [`parse_query`] does both.
+/// [`parse_request`](super::parse_request), which decides it. [`parse_query`](super::parse_query) does both.
 ///
 /// One pass over the text: each name is matched whole at its first letter, each value
-/// scanned eight bytes at a time, and no [`Params`] is built. 677 instructions a request of
-/// the benchmark mix, field checks included, where decoding and [`parse_request`] take
+/// scanned eight bytes at a time, and no [`Params`](crate::rpc::params::Params) is built. 677 instructions a request of
+/// the benchmark mix, field checks included, where decoding and [`parse_request`](super::parse_request) take
 /// about 1,960 (callgrind, 100,000 devices).
 ///
 /// ```
@@ -228,7 +228,7 @@ fn starts_with<const N: usize>(bytes: &[u8], at: usize, want: &[u8; N]) -> bool 
 /// The unfinished status named `value`, if it names one: the rule of
 /// `TaskStatus::parse(value).filter(TaskStatus::is_unfinished)`, kept as its own match because
 /// routing the fast path through `TaskStatus::parse` changed the response writer's code
-/// generation and measured slower (BENCHMARKS.md, "Tried"); a test holds the two equal.
+/// generation and measured slower; a test holds the two equal.
 pub(super) fn unfinished(value: &str) -> Option<TaskStatus> {
     Some(match value {
         "CONFIRM" => TaskStatus::Confirm,

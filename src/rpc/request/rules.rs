@@ -158,7 +158,7 @@ pub(super) fn check_well_formed<'p>(
         };
         let slot = match KnownName::of(name) {
             KnownName::IotId => {
-                // `IoTID` is the seed's spelling of `IotId`: one parameter.
+                // `IoTID` is the API page's spelling of `IotId`: one parameter.
                 if let Some((first, _)) = known.iot_id {
                     return Err(invalid(duplicate(first, name)));
                 }

@@ -1,8 +1,8 @@
-//! The optional request-signing layer (contract section 6): both schemes the platform's SDKs
+//! The optional request-signing layer (reference section 6): both schemes the platform's SDKs
 //! sign with, RPC v1 (HMAC-SHA1 over the sorted parameters) and V3 (`ACS3-HMAC-SHA256` over a
 //! canonical request), plus the time window and the nonce replay cache they share.
 //!
-//! [`Verifier::verify`] runs before any rule of contract section 3. The free functions
+//! [`Verifier::verify`] runs before any rule of reference section 3. The free functions
 //! [`percent_encode`], [`sign_rpc_v1`] and [`sign_v3`] are the signing side, for clients and
 //! tests.
 //!
@@ -49,7 +49,7 @@ use v3::V3_ALGORITHM;
 pub use v1::{percent_encode, sign_rpc_v1};
 pub use v3::sign_v3;
 
-/// The time window of contract section 6: ±15 minutes around the server clock.
+/// The time window of reference section 6: ±15 minutes around the server clock.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Default bound on the nonces remembered at once (about 80 bytes each, so about 8 MB): room
