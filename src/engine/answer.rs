@@ -3,7 +3,6 @@
 
 use smallvec::SmallVec;
 
-use super::Engine;
 use crate::model::{PlainTask, TaskFields, TaskStatus, Timestamp};
 use crate::store::taskkey::IdText;
 use crate::store::{DeviceIdx, RowIdx, Shard};
@@ -50,8 +49,8 @@ impl std::fmt::Debug for Unfinished<'_> {
     }
 }
 
-/// Where [`Engine::prefetch_device`] found a device's bucket, for
-/// [`Engine::prefetch_device_record`].
+/// Where [`Engine::prefetch_device`](crate::Engine::prefetch_device) found a device's bucket, for
+/// [`Engine::prefetch_device_record`](crate::Engine::prefetch_device_record).
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceHint(pub(super) Hint);
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::error::LoadErrorKind;
-use super::stage::{field_values, stage_decoded, Staged};
+use super::staged::{field_values, stage_decoded, Staged};
 use crate::model::Field;
 
 /// The first `\u` escape of `line` that is half of a surrogate pair without its other half:

@@ -5,7 +5,7 @@
 //! its values stay in the input. Any other line is read by serde_json (`json`), which
 //! takes every valid JSON value under an ignored key and says at which column a malformed
 //! line goes wrong; its values are decoded into one staging buffer. Either way the line
-//! becomes a fixed-size staged record once its fields pass their rules (`stage`). Once every
+//! becomes a fixed-size staged record once its fields pass their rules (`staged`). Once every
 //! line has, the batch goes to [`Engine::write_batch`]'s path, which checks identities
 //! against the store and the batch itself before applying anything. Any error leaves the
 //! store as it was.
@@ -19,7 +19,8 @@
 mod error;
 mod flat;
 mod json;
-mod stage;
+mod staged;
+mod stager;
 
 #[cfg(test)]
 mod tests;
@@ -27,7 +28,7 @@ mod tests;
 use std::path::Path;
 
 use crate::engine::{Engine, WriteError, WriteSummary};
-use stage::Stager;
+use stager::Stager;
 
 pub use error::{LoadError, LoadErrorKind};
 

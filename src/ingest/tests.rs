@@ -1,4 +1,4 @@
-use super::stage::Stager;
+use super::stager::Stager;
 use super::*;
 use crate::model::{Field, TaskStatus, Violation};
 

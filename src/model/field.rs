@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use super::{TaskStatus, Timestamp};
+use super::status::TaskStatus;
+use super::time::Timestamp;
 
 macro_rules! define_field {
     (

@@ -1,7 +1,9 @@
 //! The task record, generic over its strings: owned ([`TaskRecord`]) or borrowed
 //! ([`RecordRef`]).
 
-use super::{Field, FieldError, TaskStatus, Timestamp, Violation};
+use super::field::{Field, FieldError, Violation};
+use super::status::TaskStatus;
+use super::time::Timestamp;
 
 macro_rules! define_record {
     (

@@ -1,6 +1,9 @@
 //! Read access to one task's fields, whatever holds them.
 
-use super::{Field, Record, TaskRecord, TaskStatus, Timestamp};
+use super::field::Field;
+use super::record::{Record, TaskRecord};
+use super::status::TaskStatus;
+use super::time::Timestamp;
 
 /// The string fields in the order of [`TaskFields::json_strings`]: the response's key order
 /// ([`Field::ALL`]) up to the status, timestamps and instance.

@@ -296,7 +296,7 @@ impl ByteSlab {
 
     /// The bytes at `r` and `true` when they are plain and short (a one-byte header, which
     /// every plain entry has: plainness is recorded only there); otherwise `false` and
-    /// whatever bytes, for [`Shard::row_plain_json`](crate::store::Shard) to fall back. One
+    /// whatever bytes, for the row reader to fall back. One
     /// bounds check for the header, one for the bytes, no char boundaries.
     #[inline(always)]
     pub(crate) fn plain_bytes(&self, r: SlabRef) -> (&[u8], bool) {

@@ -42,7 +42,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::model::Timestamp;
-use crate::rpc::{ErrorCode, RpcError};
+use crate::rpc::error::{ErrorCode, RpcError};
 use nonce::{nonce_digest, NonceCache, NonceOutcome};
 use v3::V3_ALGORITHM;
 
