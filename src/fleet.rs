@@ -14,6 +14,12 @@ use crate::raw::json::write_json_string;
 const MODULES: [&str; 3] = ["default", "ble", "wifi"];
 /// Upgrade jobs per product and module.
 const JOBS_PER_MODULE: u64 = 4;
+/// Why failed tasks failed, as the platform words it.
+const FAILURES: [&str; 3] = [
+    "The device is offline.",
+    "Firmware download failed.",
+    "Firmware verification failed.",
+];
 /// 2024-11-01T00:00:00Z.
 const EPOCH_MS: i64 = 1_730_419_200_000;
 
@@ -175,6 +181,14 @@ impl Fleet {
                     utc_create: Timestamp::from_millis(created),
                     utc_modified: Timestamp::from_millis(modified),
                     iot_instance_id: String::new(),
+                    // Derived from values drawn above (no draw of their own, so every other
+                    // field is what it always was): tasks upgrading report a progress, failed
+                    // ones a reason, and half the jobs set a timeout.
+                    progress: (status == TaskStatus::InProgress)
+                        .then(|| format!("{}", modified % 100)),
+                    task_desc: (status == TaskStatus::Failed)
+                        .then(|| FAILURES[job_no as usize % FAILURES.len()].to_owned()),
+                    timeout: job_no.is_multiple_of(2).then(|| "1440".to_owned()),
                 }
             })
             .collect()
@@ -246,16 +260,21 @@ impl Fleet {
 }
 
 /// Writes a record as one compact camelCase JSON object: keys in response order, the
-/// instance only when it is not the default one.
-pub fn write_record(out: &mut Vec<u8>, task: &TaskRecord) {
-    for (i, field) in Field::ALL.into_iter().enumerate() {
-        if field == Field::IotInstanceId && task.iot_instance_id.is_empty() {
+/// instance only when it is not the default one, an optional field only when it is known.
+pub fn write_record(out: &mut Vec<u8>, task: &impl TaskFields) {
+    let mut first = true;
+    for field in Field::ALL {
+        let value = task.value(field);
+        if matches!(value, FieldValue::Absent)
+            || matches!(value, FieldValue::Str("") if field == Field::IotInstanceId)
+        {
             continue;
         }
-        out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
+        out.extend_from_slice(if first { b"{\"" } else { b",\"" });
+        first = false;
         out.extend_from_slice(field.camel().as_bytes());
         out.extend_from_slice(b"\":");
-        match task.value(field) {
+        match value {
             FieldValue::Str(text) => write_json_string(out, text),
             FieldValue::Status(status) => write_json_string(out, status.as_str()),
             FieldValue::Time(time) => {
@@ -263,6 +282,7 @@ pub fn write_record(out: &mut Vec<u8>, task: &TaskRecord) {
                 out.extend_from_slice(&time.format());
                 out.push(b'"');
             }
+            FieldValue::Absent => {}
         }
     }
     out.push(b'}');

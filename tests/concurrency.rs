@@ -48,6 +48,9 @@ fn version(i: usize, t: usize, v: u64) -> TaskRecord {
         utc_create: Timestamp::from_millis(1_000 + (t as i64 % 5)),
         utc_modified: Timestamp::from_millis(10_000 + v as i64),
         iot_instance_id: INSTANCES[i].into(),
+        progress: None,
+        task_desc: None,
+        timeout: None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! API. Each input is a file under `tests/data/fuzz/`, also a seed of its target
 //! (`fuzz/seeds/<target>/regression-*`), so that the fuzzer re-checks it on every run.
 
-use ota_index::{Engine, TaskRecord, WriteSummary};
+use ota_index::{Engine, LoadErrorKind, TaskRecord, WriteError, WriteSummary};
 
 const EXAMPLES: &[u8] = include_bytes!("data/contract/tasks.jsonl");
 
@@ -17,43 +17,56 @@ fn validate(engine: &Engine) {
     }
 }
 
-/// `engine_ops`: a bulk load must accept what the same records upserted one by one accept.
+/// `engine_ops`: a bulk load must refuse what the same records upserted one by one refuse,
+/// at the same record.
 ///
-/// Record 2 reuses task `t1` with an older `utcModified`, so it is stale: dropped, and it
-/// binds nothing (as an upsert it creates no device). Record 3 binds the pair
-/// (`pk1`, `dev_a`) that record 2 would have bound to `dev-a`. One by one, all three are
-/// accepted (2 inserted, 1 stale); the bulk load must agree rather than report record 3 as an
-/// identity conflict with a binding no record made.
+/// Record 2 reuses task `t1` with an older `utcModified`, so it is stale: dropped, but it
+/// binds `dev-a` to (`pk1`, `dev_a`) all the same (a binding is a fact about the device).
+/// Record 3 binds that pair to `dev-d`: an identity conflict, one by one and in the load
+/// alike, whichever record the load checks first.
 #[test]
-fn bulk_load_agrees_with_upserts_when_a_stale_record_names_a_new_identity() {
+fn bulk_load_agrees_with_upserts_when_a_stale_record_binds_an_identity() {
     let input = include_bytes!("data/fuzz/batch_stale_record_binds.jsonl");
 
     let one_by_one = Engine::new();
     let mut summary = WriteSummary::default();
-    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let report = one_by_one
-            .load_jsonl(line)
-            .expect("each record alone is accepted");
-        summary.inserted += report.summary.inserted;
-        summary.replaced += report.summary.replaced;
-        summary.stale += report.summary.stale;
+    let mut refused = None;
+    for (i, line) in input
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        match one_by_one.load_jsonl(line) {
+            Ok(report) => {
+                summary.inserted += report.summary.inserted;
+                summary.stale += report.summary.stale;
+            }
+            Err(e) => {
+                refused = Some((i + 1, e.kind));
+                break;
+            }
+        }
     }
     assert_eq!(
         summary,
         WriteSummary {
-            inserted: 2,
-            replaced: 0,
-            stale: 1
+            inserted: 1,
+            stale: 1,
+            ..WriteSummary::default()
         }
     );
+    let (line, kind) = refused.expect("record 3 contradicts record 2's binding");
+    assert_eq!(line, 3);
+    assert!(matches!(
+        kind,
+        LoadErrorKind::Write(WriteError::IdentityConflict { .. })
+    ));
 
     let bulk = Engine::new();
-    let report = bulk
-        .load_jsonl(input)
-        .expect("the bulk load accepts what the upserts accepted");
-    assert_eq!(report.summary, summary);
-    assert_eq!(sorted(bulk.tasks()), sorted(one_by_one.tasks()));
-    assert_eq!(bulk.device_count(), one_by_one.device_count());
+    let error = bulk.load_jsonl(input).expect_err("the same conflict");
+    assert_eq!(error.line, 3, "{error}");
+    assert_eq!(error.kind, kind);
+    assert!(bulk.is_empty());
     validate(&bulk);
 }
 

@@ -387,8 +387,8 @@ fn error_messages_do_not_echo_huge_values() {
 fn padded_line(len: usize) -> String {
     let seed = seed_line();
     let open = &seed[..seed.len() - 1];
-    let pad = len - open.len() - r#","taskDesc":""}"#.len();
-    format!(r#"{open},"taskDesc":"{}"}}"#, "x".repeat(pad))
+    let pad = len - open.len() - r#","remark":""}"#.len();
+    format!(r#"{open},"remark":"{}"}}"#, "x".repeat(pad))
 }
 
 /// `MAX_LINE_BYTES` (64 KiB): a line of exactly the limit loads; one byte more is refused
@@ -674,11 +674,11 @@ fn invalid_utf8_and_nul_bytes_in_a_line_are_refused() {
     let open = &seed[..seed.len() - 1];
     for bytes in [&b"\xff\xfe"[..], b"\xc3", b"\xed\xa0\x80"] {
         let mut line = open.to_vec();
-        line.extend_from_slice(b",\"taskDesc\":\"\xc3\xa9");
+        line.extend_from_slice(b",\"remark\":\"\xc3\xa9");
         line.extend_from_slice(bytes);
         line.extend_from_slice(b"\"}");
         let error = refused_load(&line);
-        let column = open.len() + ",\"taskDesc\":\"é".chars().count() + 1;
+        let column = open.len() + ",\"remark\":\"é".chars().count() + 1;
         assert_eq!(
             error.kind,
             LoadErrorKind::Json(format!("invalid UTF-8 at column {column}")),
@@ -699,7 +699,7 @@ fn invalid_utf8_and_nul_bytes_in_a_line_are_refused() {
 fn lone_surrogate_escapes_are_malformed_json_wherever_they_are() {
     let under_ignored_key = |value: &str| {
         let seed = seed_line();
-        format!("{},\"taskDesc\":{value}}}", &seed[..seed.len() - 1])
+        format!("{},\"remark\":{value}}}", &seed[..seed.len() - 1])
     };
     for (line, escape) in [
         (with_value("productName", r#""Lamp\udc00""#), "\\udc00"),
@@ -755,7 +755,7 @@ fn numbers_of_any_size_under_ignored_keys_load() {
         "2.5e-400",
         "[1e400, {\"a\": -99999999999999999999999}]",
     ] {
-        let line = format!("{},\"progress\":{value}}}", &seed[..seed.len() - 1]);
+        let line = format!("{},\"remark\":{value}}}", &seed[..seed.len() - 1]);
         let engine = Engine::new();
         let report = engine
             .load_jsonl(format!("{line}\n{line}\n").as_bytes())
@@ -776,7 +776,7 @@ fn numbers_of_any_size_under_ignored_keys_load() {
     assert_eq!(error.field(), Some(Field::JobId), "{error}");
 
     // The line simd-json refuses is held to every rule of the other path.
-    let big = |line: &str| format!("{},\"progress\":1e400}}", &line[..line.len() - 1]);
+    let big = |line: &str| format!("{},\"remark\":1e400}}", &line[..line.len() - 1]);
     let twice = seed_line().replacen('{', "{\"task\\u0049d\":\"x\",", 1);
     assert_eq!(
         refused_load(big(&twice).as_bytes()).field(),
@@ -811,13 +811,13 @@ fn malformed_json_messages_name_the_column() {
         ("{\"taskId\":\"t1\",}", 16),
         ("{\"productName\":\"Lampé\" \"x\"}", 24),
         ("{\"taskId\" \"t1\"}", 11),
-        ("{\"taskDesc\":[1,2,,3]}", 18),
+        ("{\"remark\":[1,2,,3]}", 16),
         // A control character, in a string that is skipped and in one that is read.
-        ("{\"taskDesc\":\"x\u{1}\"}", 15),
+        ("{\"remark\":\"x\u{1}\"}", 13),
         ("{\"taskId\":\"x\u{1}\"}", 13),
         ("{\"ta\u{2}skId\":\"x\"}", 5),
         // The first fault, not a lone surrogate after it.
-        ("{,\"taskDesc\":\"\\ud800\"}", 2),
+        ("{,\"remark\":\"\\ud800\"}", 2),
     ] {
         let error = refused_load(format!("{}\n{line}\n", seed_line()).as_bytes());
         assert_eq!(error.line, 2, "{line}: {error}");
@@ -843,7 +843,7 @@ fn deeply_nested_json_in_a_line_does_not_overflow() {
     for (opening, closing) in [("[", "]"), ("{\"a\":", "}")] {
         let depth = room / (opening.len() + closing.len());
         let nested = format!("{}1{}", opening.repeat(depth), closing.repeat(depth));
-        let line = format!("{open},\"taskDesc\":{nested}}}");
+        let line = format!("{open},\"remark\":{nested}}}");
         assert!(line.len() <= MAX_LINE_BYTES);
         let engine = Engine::new();
         assert_eq!(

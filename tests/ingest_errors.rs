@@ -201,12 +201,15 @@ fn malformed_json_names_the_line() {
 #[test]
 fn blank_lines_crlf_unknown_keys_and_pascal_case() {
     let engine = Engine::new();
-    let pascal = r#"{"DestVersion":"1.0.1","DeviceName":"Light","FirmwareId":"167","IotId":"TfmUAeJjQQhCPH84UVNn0010c6****","JobId":"183634077921266****","ModuleName":"Ble","ProductKey":"K1nhvyl****","ProductName":"Product1","SrcVersion":"1.0.0","TaskId":"183634077949482****","TaskStatus":"CONFIRM","UtcCreate":"2024-11-11T11:11:11Z","UtcModified":"2024-11-11T11:11:11.000Z","Progress":"10","TaskDesc":{"nested":[1,2]}}"#;
+    let pascal = r#"{"DestVersion":"1.0.1","DeviceName":"Light","FirmwareId":"167","IotId":"TfmUAeJjQQhCPH84UVNn0010c6****","JobId":"183634077921266****","ModuleName":"Ble","ProductKey":"K1nhvyl****","ProductName":"Product1","SrcVersion":"1.0.0","TaskId":"183634077949482****","TaskStatus":"CONFIRM","UtcCreate":"2024-11-11T11:11:11Z","UtcModified":"2024-11-11T11:11:11.000Z","Progress":"10","Remark":{"nested":[1,2]}}"#;
     let input = format!("\r\n  \n{GOOD}\r\n\t\n{pascal}\n\n");
     let report = engine.load_jsonl(input.as_bytes()).unwrap();
     assert_eq!(report.records, 2);
     assert_eq!(report.summary.inserted, 2);
     assert_eq!(engine.len(), 2);
+    let stored = engine.get("", "183634077949482****").unwrap();
+    assert_eq!(stored.progress.as_deref(), Some("10"));
+    assert_eq!(stored.task_desc, None);
 }
 
 #[test]
@@ -344,6 +347,9 @@ fn stale_and_equal_timestamps() {
         utc_create: t(0),
         utc_modified: t(10),
         iot_instance_id: String::new(),
+        progress: None,
+        task_desc: None,
+        timeout: None,
     };
     engine.upsert(&rec).unwrap();
     rec.status = TaskStatus::InProgress;
@@ -352,11 +358,31 @@ fn stale_and_equal_timestamps() {
         matches!(engine.upsert(&rec), Ok(ota_index::UpsertOutcome::Stale { stored }) if stored == t(10))
     );
     assert_eq!(engine.get("", "t").unwrap().status, TaskStatus::Queued);
-    rec.utc_modified = t(10); // equal: replaces
+    rec.utc_modified = t(10); // a tie: the status of higher rank wins, in either order
     assert_eq!(engine.upsert(&rec), Ok(ota_index::UpsertOutcome::Replaced));
     assert_eq!(engine.get("", "t").unwrap().status, TaskStatus::InProgress);
-    // Replaying the same write is harmless.
-    assert_eq!(engine.upsert(&rec), Ok(ota_index::UpsertOutcome::Replaced));
+    let mut lower = rec.clone();
+    lower.status = TaskStatus::Queued;
+    assert!(matches!(
+        engine.upsert(&lower),
+        Ok(ota_index::UpsertOutcome::Stale { stored }) if stored == t(10)
+    ));
+    assert_eq!(engine.get("", "t").unwrap().status, TaskStatus::InProgress);
+    // Replaying the same write is a no-op.
+    assert_eq!(engine.upsert(&rec), Ok(ota_index::UpsertOutcome::Unchanged));
+    // A tie on time and status: the other fields decide, as bytes.
+    let mut other = rec.clone();
+    other.dest_version = "10".into(); // "10" < "2"
+    assert!(matches!(
+        engine.upsert(&other),
+        Ok(ota_index::UpsertOutcome::Stale { .. })
+    ));
+    other.dest_version = "3".into();
+    assert_eq!(
+        engine.upsert(&other),
+        Ok(ota_index::UpsertOutcome::Replaced)
+    );
+    assert_eq!(engine.get("", "t").unwrap().dest_version, "3");
     assert_eq!(engine.len(), 1);
 }
 
@@ -383,4 +409,36 @@ fn a_byte_order_mark_before_the_first_line_is_skipped() {
         .load_jsonl(format!("{GOOD}\n\u{feff}{GOOD}").as_bytes())
         .unwrap_err();
     assert_eq!(err.line, 2);
+}
+
+/// The optional fields load, are kept and come back; empty is unknown; a bad one is refused
+/// naming it, and a non-string is not a string.
+#[test]
+fn optional_fields_are_stored_and_checked() {
+    let line = |extra: &str| GOOD.replacen('}', &format!(",{extra}}}"), 1);
+    let engine = Engine::new();
+    let report = engine
+        .load_jsonl(line(r#""progress":"95","TaskDesc":"","timeout":"1440""#).as_bytes())
+        .unwrap();
+    assert_eq!(report.summary.inserted, 1);
+    let stored = &engine.tasks()[0];
+    assert_eq!(stored.progress.as_deref(), Some("95"));
+    assert_eq!(stored.task_desc, None);
+    assert_eq!(stored.timeout.as_deref(), Some("1440"));
+    for (extra, field, violation) in [
+        (r#""timeout":"12a""#, Field::Timeout, "holds"),
+        (
+            r#""progress":"12345678901234567""#,
+            Field::Progress,
+            "0 to 16",
+        ),
+        (r#""taskDesc":null"#, Field::TaskDesc, "JSON string"),
+        (r#""taskDesc":"a\u0001""#, Field::TaskDesc, "holds"),
+    ] {
+        let err = Engine::new()
+            .load_jsonl(line(extra).as_bytes())
+            .unwrap_err();
+        assert_eq!(err.field(), Some(field), "{extra}: {err}");
+        assert!(err.to_string().contains(violation), "{extra}: {err}");
+    }
 }

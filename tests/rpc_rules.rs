@@ -546,6 +546,9 @@ fn record_with(task_id: &str, iot: &str, text: &str) -> ota_index::TaskRecord {
         utc_create: ota_index::Timestamp::from_millis(1_000),
         utc_modified: ota_index::Timestamp::from_millis(2_000),
         iot_instance_id: String::new(),
+        progress: None,
+        task_desc: None,
+        timeout: None,
     }
 }
 

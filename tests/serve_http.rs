@@ -210,7 +210,7 @@ fn the_seed_pages_curl_request_gets_a_well_formed_answer() {
     assert_eq!(
         server.banner,
         [format!(
-            "loaded 8 records from {DATA}: 7 tasks added, 0 replaced, 1 dropped as stale"
+            "loaded 8 records from {DATA}: 7 tasks added, 0 replaced, 0 unchanged, 1 dropped as stale"
         )]
     );
     // The request of the platform's page, verbatim but for the host; unsigned server.

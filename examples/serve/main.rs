@@ -7,7 +7,7 @@
 //! ```
 //!
 //! - `--data FILE`: JSON Lines tasks (reference section 2); once loaded, a line says how many
-//!   records were read, tasks added, replaced and dropped as stale. Without it, a generated
+//!   records were read, tasks added, replaced, unchanged and dropped as stale. Without it, a generated
 //!   demo fleet (`Fleet::new(10_000)`, about 32,000 tasks) is served and a ready-to-paste
 //!   `curl` line for one of its devices is printed.
 //! - `--addr`: where to listen (default `127.0.0.1:8686`); port `0` picks a free port. Once
@@ -213,8 +213,8 @@ fn main() -> ExitCode {
             Ok(report) => {
                 let s = report.summary;
                 println!(
-                    "loaded {} records from {path}: {} tasks added, {} replaced, {} dropped as stale",
-                    report.records, s.inserted, s.replaced, s.stale
+                    "loaded {} records from {path}: {} tasks added, {} replaced, {} unchanged, {} dropped as stale",
+                    report.records, s.inserted, s.replaced, s.unchanged, s.stale
                 );
             }
             Err(e) => {

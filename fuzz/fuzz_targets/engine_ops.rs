@@ -81,6 +81,9 @@ impl Rec {
             utc_create: Timestamp::from_millis(BASE_MS + i64::from(self.created % 3) * 1000),
             utc_modified: Timestamp::from_millis(BASE_MS + i64::from(self.modified % 4) * 1000),
             iot_instance_id: INSTANCES[inst].into(),
+            progress: None,
+            task_desc: None,
+            timeout: None,
         }
     }
 }
@@ -119,7 +122,29 @@ struct Input {
     ops: Vec<Op>,
 }
 
-/// reference sections 1–3 and 7, naively.
+/// A record's place in the order of a task's records: `utcModified`, the status's rank,
+/// then the other fields in table order, as bytes.
+fn version(r: &TaskRecord) -> (Timestamp, u8, [&str; 10], Timestamp) {
+    (
+        r.utc_modified,
+        r.status as u8,
+        [
+            &r.task_id,
+            &r.job_id,
+            &r.firmware_id,
+            &r.iot_id,
+            &r.product_key,
+            &r.product_name,
+            &r.device_name,
+            &r.module_name,
+            &r.src_version,
+            &r.dest_version,
+        ],
+        r.utc_create,
+    )
+}
+
+/// Reference sections 1–3 and 7, naively.
 #[derive(Clone, Default)]
 struct Model {
     /// (instance, taskId) → the stored task.
@@ -164,20 +189,22 @@ impl Model {
         })
     }
 
-    /// Section 2: identity first, then staleness (equal `utcModified` replaces).
+    /// Section 2: identity first (every record not refused binds its device), then the
+    /// order of the task's records: the greater is kept, an equal one is a no-op.
     fn upsert(&mut self, r: &TaskRecord) -> Result<UpsertOutcome, WriteError> {
         if let Some(e) = self.conflict(r) {
             return Err(e);
         }
         let key = (r.iot_instance_id.clone(), r.task_id.clone());
         let outcome = match self.tasks.get(&key) {
-            Some(stored) if stored.utc_modified > r.utc_modified => {
-                return Ok(UpsertOutcome::Stale {
+            Some(stored) => match version(stored).cmp(&version(r)) {
+                std::cmp::Ordering::Greater => Some(UpsertOutcome::Stale {
                     stored: stored.utc_modified,
-                })
-            }
-            Some(_) => UpsertOutcome::Replaced,
-            None => UpsertOutcome::Inserted,
+                }),
+                std::cmp::Ordering::Equal => Some(UpsertOutcome::Unchanged),
+                std::cmp::Ordering::Less => None,
+            },
+            None => None,
         };
         let inst = r.iot_instance_id.clone();
         self.instances.insert(inst.clone());
@@ -189,8 +216,13 @@ impl Model {
             (inst, r.product_key.clone(), r.device_name.clone()),
             r.iot_id.clone(),
         );
-        self.tasks.insert(key, r.clone());
-        Ok(outcome)
+        if let Some(kept) = outcome {
+            return Ok(kept);
+        }
+        Ok(match self.tasks.insert(key, r.clone()) {
+            Some(_) => UpsertOutcome::Replaced,
+            None => UpsertOutcome::Inserted,
+        })
     }
 
     /// All or nothing, records applied in order.
@@ -202,6 +234,7 @@ impl Model {
             match next.upsert(r).map_err(|e| (i, e))? {
                 UpsertOutcome::Inserted => summary.inserted += 1,
                 UpsertOutcome::Replaced => summary.replaced += 1,
+                UpsertOutcome::Unchanged => summary.unchanged += 1,
                 UpsertOutcome::Stale { .. } => summary.stale += 1,
             }
         }

@@ -186,6 +186,18 @@ impl<'a> TaskView<'a> {
     pub fn iot_instance_id(&self) -> &'a str {
         self.instance
     }
+    /// `progress`, if known.
+    pub fn progress(&self) -> Option<&'a str> {
+        self.shard.row_progress(self.row)
+    }
+    /// `taskDesc`, if known.
+    pub fn task_desc(&self) -> Option<&'a str> {
+        self.shard.row_task_desc(self.row)
+    }
+    /// `timeout`, if known.
+    pub fn timeout(&self) -> Option<&'a str> {
+        self.shard.row_timeout(self.row)
+    }
 }
 
 macro_rules! delegate_task_fields {
@@ -193,11 +205,13 @@ macro_rules! delegate_task_fields {
         strings: [$($s:ident $sv:ident $sc:literal $sp:literal $sd:literal;)*]
         status: [$($t:ident $tv:ident $tc:literal $tp:literal $td:literal;)*]
         times: [$($m:ident $mv:ident $mc:literal $mp:literal $md:literal;)*]
+        optional: [$($o:ident $ov:ident $oc:literal $op:literal $od:literal;)*]
     ) => {
         impl TaskFields for TaskView<'_> {
             $(fn $s(&self) -> &str { TaskView::$s(self) })*
             $(fn $t(&self) -> TaskStatus { TaskView::$t(self) })*
             $(fn $m(&self) -> Timestamp { TaskView::$m(self) })*
+            $(fn $o(&self) -> Option<&str> { TaskView::$o(self) })*
             /// Plainness comes from each stored string's header (set when it was stored).
             fn json_strings(&self) -> [(&str, bool); 10] {
                 self.shard.row_json_strings(self.row, &self.id)

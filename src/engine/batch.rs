@@ -7,9 +7,9 @@ use smallvec::SmallVec;
 
 use super::directory::{Directory, Loc};
 use super::error::conflict;
-use super::write::{Found, Known};
+use super::write::{kept_over, Found, Known};
 use super::{Binding, Engine, WriteError, WriteSummary};
-use crate::model::{RecordRef, Timestamp};
+use crate::model::RecordRef;
 use crate::store::taskkey::TaskKey;
 use crate::store::{Growth, InstanceId, RowIdx, Shard};
 use crate::sync::slotlock::SlotReadGuard;
@@ -153,7 +153,7 @@ impl Engine {
     /// ```
     /// # use ota_index::{Engine, TaskRecord, TaskStatus, Timestamp, WriteSummary};
     /// # let t = |s| Timestamp::parse(s).unwrap();
-    /// # let task = |id: &str, dev: &str| TaskRecord { task_id: id.into(), job_id: "j1".into(), firmware_id: "f1".into(), iot_id: dev.into(), product_key: "pk1".into(), product_name: "Lamp".into(), device_name: dev.into(), module_name: "default".into(), src_version: "1.0".into(), dest_version: "1.1".into(), status: TaskStatus::Queued, utc_create: t("2024-01-01T00:00:00Z"), utc_modified: t("2024-01-01T00:00:00Z"), iot_instance_id: String::new() };
+    /// # let task = |id: &str, dev: &str| TaskRecord { task_id: id.into(), job_id: "j1".into(), firmware_id: "f1".into(), iot_id: dev.into(), product_key: "pk1".into(), product_name: "Lamp".into(), device_name: dev.into(), module_name: "default".into(), src_version: "1.0".into(), dest_version: "1.1".into(), status: TaskStatus::Queued, utc_create: t("2024-01-01T00:00:00Z"), utc_modified: t("2024-01-01T00:00:00Z"), iot_instance_id: String::new(), progress: None, task_desc: None, timeout: None };
     /// let engine = Engine::new();
     /// let stored = [task("t1", "lamp-1"), task("t2", "lamp-2")];
     /// let refs: Vec<_> = stored.iter().map(TaskRecord::as_ref).collect();
@@ -166,7 +166,7 @@ impl Engine {
     /// events[2].utc_modified = t("2023-12-31T00:00:00Z");
     /// let refs: Vec<_> = events.iter().map(TaskRecord::as_ref).collect();
     /// let summary = engine.write_batch(&refs).unwrap();
-    /// assert_eq!(summary, WriteSummary { inserted: 0, replaced: 2, stale: 1 });
+    /// assert_eq!(summary, WriteSummary { inserted: 0, replaced: 2, unchanged: 0, stale: 1 });
     /// assert_eq!(engine.get("", "t1").unwrap().status, TaskStatus::Succeeded);
     /// ```
     pub fn write_batch(
@@ -235,12 +235,11 @@ impl Engine {
             };
             // A device's records usually come together: the second and later need no look
             // at the device tables.
-            let bound = previous
-                .is_some_and(|(p, k): (RecordRef<'_>, Known)| !k.stale && same_device(&p, &r));
+            let bound = previous.is_some_and(|p: RecordRef<'_>| same_device(&p, &r));
             let k = self
                 .check_batch_record(&dir, Checking { i, hashes, bound }, &r, &mut overlay, &get)
                 .map_err(|e| (i, e))?;
-            previous = Some((r, k));
+            previous = Some(r);
             known.push(k);
             let shard = self.shard_index(r.iot_id);
             shard_of.push(shard as u32);
@@ -406,8 +405,9 @@ impl Engine {
     }
 
     /// [`Engine::check_identity`] for record `i` of a batch (`rec`, as `get(i)` makes it):
-    /// bindings made by the batch's earlier records count too. A record that will be dropped
-    /// as stale makes no binding, exactly as when the records are upserted one by one.
+    /// bindings made by the batch's earlier records count too. A record that changes no task
+    /// (stale or equal) binds its device all the same, exactly as when the records are
+    /// upserted one by one.
     pub(super) fn check_batch_record<'r>(
         &self,
         dir: &Directory,
@@ -479,48 +479,55 @@ impl Engine {
                 }
             }
         }
-        let latest = overlay.latest.find(hashes.task, same_task);
-        let stored = match latest {
-            Some(j) => Some(get(j as usize).utc_modified),
-            None if overlay.store_empty => None,
-            None => self.stored_modified(dir, inst, rec.task_id),
-        };
-        if stored.is_some_and(|m| m > rec.utc_modified) {
-            // Stale: applying it finds the newer version.
-            return Ok(Known {
-                stale: true,
-                ..Known::NOTHING
-            });
-        }
-        let new_task = stored.is_none();
-        if let Some(j) = latest {
-            overlay.latest.remove(hashes.task, j);
-        }
-        // Record indices fit: the tables were made for this batch's last index.
-        overlay.latest.insert(hashes.task, i as u32, rehash_task);
+        // Every record not refused binds its device, one that changes no task included (a
+        // binding is a fact about the device).
         let new_device = unbound;
         if unbound {
+            // Record indices fit: the tables were made for this batch's last index.
             overlay.by_iot.insert(hashes.iot, i as u32, rehash_iot);
             overlay.by_pair.insert(hashes.pair, i as u32, rehash_pair);
         }
+        let latest = overlay.latest.find(hashes.task, same_task);
+        // Whether the task exists before this record, and whether its version there is
+        // greater or equal (the record then changes no task).
+        let (exists, keeps_task) = match latest {
+            Some(j) => (true, get(j as usize).cmp_version(rec).is_ge()),
+            None if overlay.store_empty => (false, false),
+            None => self
+                .stored_keeps(dir, inst, rec)
+                .map_or((false, false), |keeps| (true, keeps)),
+        };
+        if keeps_task {
+            return Ok(Known {
+                new_device,
+                keeps_task: true,
+                ..Known::NOTHING
+            });
+        }
+        if let Some(j) = latest {
+            overlay.latest.remove(hashes.task, j);
+        }
+        overlay.latest.insert(hashes.task, i as u32, rehash_task);
         Ok(Known {
-            new_task,
+            new_task: !exists,
             new_device,
-            stale: false,
+            keeps_task: false,
         })
     }
 
-    /// The stored `utcModified` of a task, if the store holds it.
-    pub(super) fn stored_modified(
+    /// Whether the store's version of the record's task is greater or equal
+    /// ([`Record::cmp_version`](crate::Record::cmp_version)); `None` when the store does not
+    /// hold the task.
+    pub(super) fn stored_keeps(
         &self,
         dir: &Directory,
         instance: &str,
-        task_id: &str,
-    ) -> Option<Timestamp> {
+        rec: &RecordRef<'_>,
+    ) -> Option<bool> {
         let inst = self.known_instance(instance)?;
-        let loc = self.find_task(dir, inst, task_id)?;
+        let loc = self.find_task(dir, inst, rec.task_id)?;
         let (shard, row) = self.unloc(loc);
-        Some(self.inner.shards[shard].0.read().row_modified(RowIdx(row)))
+        Some(kept_over(&self.inner.shards[shard].0.read(), RowIdx(row), rec).is_some())
     }
 
     /// A batch made only of the usual event (see [`Engine::replace_in_place`]): where each
@@ -617,10 +624,11 @@ impl Engine {
             for &i in &order[from..to] {
                 let i = i as usize;
                 let (rec, found) = (get(i), plan[i].1);
-                if guard.row_modified(found.row) > rec.utc_modified {
-                    summary.stale += 1;
+                if let Some(kept) = kept_over(guard, found.row, &rec) {
+                    summary.count(kept);
                 } else {
-                    let replaced = guard.replace_task_known(found.row, found.device, &rec, true);
+                    let replaced =
+                        guard.replace_task_known(found.row, found.device, &rec, true, true);
                     debug_assert!(replaced, "an equal variant is reused, never interned");
                     summary.replaced += 1;
                 }

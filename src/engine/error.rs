@@ -7,9 +7,12 @@ use crate::model::{Field, FieldError, RecordRef, Timestamp};
 pub enum UpsertOutcome {
     /// A new task id: the task was added.
     Inserted,
-    /// A known task id: the stored task was replaced.
+    /// A known task id: the stored task was replaced by the greater record.
     Replaced,
-    /// The stored task is newer (`utcModified`): the record was dropped.
+    /// The record equals the stored task: nothing changed.
+    Unchanged,
+    /// The stored task is greater ([`Record::cmp_version`](crate::Record::cmp_version)):
+    /// the record was dropped (its device binding is made all the same).
     Stale {
         /// The stored task's `utcModified`.
         stored: Timestamp,
@@ -82,7 +85,9 @@ pub struct WriteSummary {
     pub inserted: usize,
     /// Stored tasks replaced.
     pub replaced: usize,
-    /// Records dropped as older than the stored task.
+    /// Records equal to the stored task: no-ops.
+    pub unchanged: usize,
+    /// Records dropped as lesser than the stored task.
     pub stale: usize,
 }
 
@@ -91,6 +96,7 @@ impl WriteSummary {
         match outcome {
             UpsertOutcome::Inserted => self.inserted += 1,
             UpsertOutcome::Replaced => self.replaced += 1,
+            UpsertOutcome::Unchanged => self.unchanged += 1,
             UpsertOutcome::Stale { .. } => self.stale += 1,
         }
     }

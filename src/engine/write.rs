@@ -1,10 +1,12 @@
 //! The write path: one record at a time (upserts, removals), identity checks, and the
 //! in-place fast path of the usual event.
 
+use std::cmp::Ordering;
+
 use super::directory::{Directory, Loc};
 use super::error::conflict;
-use super::{Binding, Engine, UpsertOutcome, WriteError};
-use crate::model::{Field, FieldError, RecordRef, TaskRecord};
+use super::{Binding, Engine, TaskView, UpsertOutcome, WriteError};
+use crate::model::{Field, FieldError, RecordRef, TaskFields, TaskRecord};
 use crate::store::{DeviceIdx, InstanceId, RowIdx, Shard};
 use crate::sync::slotlock::SlotWriteGuard;
 use crate::table::tagtable::MAX_ADDR;
@@ -38,15 +40,16 @@ pub(super) struct Known {
     pub(super) new_task: bool,
     /// Neither the store nor an earlier record has the device: it is added.
     pub(super) new_device: bool,
-    /// The record is older than the task's latest version: it makes no binding.
-    pub(super) stale: bool,
+    /// The task's latest version is greater or equal: the record changes no task (it is
+    /// stale or a no-op), and binds its device all the same.
+    pub(super) keeps_task: bool,
 }
 
 impl Known {
     pub(super) const NOTHING: Known = Known {
         new_task: false,
         new_device: false,
-        stale: false,
+        keeps_task: false,
     };
 }
 
@@ -60,14 +63,16 @@ pub(super) struct Found {
     pub(super) same_iot: bool,
     /// That device has the record's product key and device name.
     pub(super) same_device: bool,
-    /// The row's six shared strings equal the record's.
+    /// The row's seven shared strings equal the record's.
     pub(super) same_variant: bool,
+    /// The row's progress and description equal the record's.
+    pub(super) same_extras: bool,
 }
 
 impl Found {
     /// Every string of the record equals the stored task's.
     pub(super) fn all_same(&self) -> bool {
-        self.same_iot && self.same_device && self.same_variant
+        self.same_iot && self.same_device && self.same_variant && self.same_extras
     }
 }
 
@@ -102,7 +107,7 @@ impl Engine {
     /// ```
     /// # use ota_index::{Engine, TaskRecord, TaskStatus, Timestamp, UpsertOutcome};
     /// # let t = |s| Timestamp::parse(s).unwrap();
-    /// # let mut task = TaskRecord { task_id: "t1".into(), job_id: "j1".into(), firmware_id: "f1".into(), iot_id: "dev-1".into(), product_key: "pk1".into(), product_name: "Lamp".into(), device_name: "lamp-01".into(), module_name: "default".into(), src_version: "1.0".into(), dest_version: "1.1".into(), status: TaskStatus::Queued, utc_create: t("2024-01-01T00:00:00Z"), utc_modified: t("2024-01-01T00:00:00Z"), iot_instance_id: String::new() };
+    /// # let mut task = TaskRecord { task_id: "t1".into(), job_id: "j1".into(), firmware_id: "f1".into(), iot_id: "dev-1".into(), product_key: "pk1".into(), product_name: "Lamp".into(), device_name: "lamp-01".into(), module_name: "default".into(), src_version: "1.0".into(), dest_version: "1.1".into(), status: TaskStatus::Queued, utc_create: t("2024-01-01T00:00:00Z"), utc_modified: t("2024-01-01T00:00:00Z"), iot_instance_id: String::new(), progress: None, task_desc: None, timeout: None };
     /// let engine = Engine::new();
     /// assert_eq!(engine.upsert(&task), Ok(UpsertOutcome::Inserted));
     /// task.status = TaskStatus::Succeeded;
@@ -278,6 +283,7 @@ impl Engine {
             same_iot: shard.row_device(row) == device,
             same_device: shard.device_is(device, instance, rec.product_key, rec.device_name),
             same_variant: shard.row_variant_matches(row, rec),
+            same_extras: shard.row_extras_match(row, rec),
         })
     }
 
@@ -315,12 +321,11 @@ impl Engine {
                 },
             )));
         }
-        let stored = guard.row_modified(found.row);
-        if stored > rec.utc_modified {
-            return InPlace::Done(Ok(UpsertOutcome::Stale { stored }));
+        if let Some(outcome) = kept_over(&guard, found.row, rec) {
+            return InPlace::Done(Ok(outcome));
         }
         InPlace::Done(
-            if guard.replace_task_known(found.row, d, rec, found.same_variant) {
+            if guard.replace_task_known(found.row, d, rec, found.same_variant, found.same_extras) {
                 Ok(UpsertOutcome::Replaced)
             } else {
                 Err(WriteError::CapacityExceeded)
@@ -342,13 +347,11 @@ impl Engine {
         } else {
             self.find_task(dir, instance, rec.task_id)
         };
-        if let Some(loc) = old {
+        // Stale or equal: the store keeps its task, but the record's binding is made below.
+        let kept = old.and_then(|loc| {
             let (shard, row) = self.unloc(loc);
-            let stored = self.inner.shards[shard].0.read().row_modified(RowIdx(row));
-            if stored > rec.utc_modified {
-                return Ok(UpsertOutcome::Stale { stored });
-            }
-        }
+            kept_over(&self.inner.shards[shard].0.read(), RowIdx(row), rec)
+        });
         let target = self.shard_index(rec.iot_id);
         let found = if known.new_device {
             None
@@ -381,6 +384,9 @@ impl Engine {
                 stored,
                 "a location is at most MAX_ADDR (the shards' capacity)"
             );
+        }
+        if let Some(outcome) = kept {
+            return Ok(outcome);
         }
         let task_hash = self.task_hash(instance, rec.task_id);
         match old {
@@ -436,5 +442,22 @@ impl Engine {
                 Ok(UpsertOutcome::Inserted)
             }
         }
+    }
+}
+
+/// What a write of `rec` does to the stored task in `row` when the store keeps that task:
+/// `Stale` when the stored task is the greater (reference section 2's order), `Unchanged`
+/// when they are equal; `None` when `rec` is the greater and replaces it. The whole records
+/// are compared only when their `utcModified` tie.
+pub(super) fn kept_over(shard: &Shard, row: RowIdx, rec: &RecordRef<'_>) -> Option<UpsertOutcome> {
+    let stored = shard.row_modified(row);
+    let order = match stored.cmp(&rec.utc_modified) {
+        Ordering::Equal => TaskView::new(shard, row, "").as_record().cmp_version(rec),
+        other => other,
+    };
+    match order {
+        Ordering::Greater => Some(UpsertOutcome::Stale { stored }),
+        Ordering::Equal => Some(UpsertOutcome::Unchanged),
+        Ordering::Less => None,
     }
 }

@@ -6,7 +6,7 @@ use super::flat::scan_flat;
 use super::json::stage_serde;
 use super::staged::{finish, FieldTable, Span, Staged};
 use super::{MAX_LINE_BYTES, MAX_LOAD_BYTES};
-use crate::model::RecordRef;
+use crate::model::{Field, RecordRef};
 use crate::raw::prefetch::{prefetch, prefetch_bytes};
 
 /// Parses JSON Lines into staged records; shared by [`Engine::load_jsonl`] and the fuzz
@@ -75,7 +75,17 @@ impl<'a> Stager<'a> {
             let start = base + usize::from(span.start);
             &text[start..start + usize::from(span.len)]
         };
-        RecordRef::from_strings(std::array::from_fn(s), r.status, r.created, r.modified)
+        let optional = |k: usize| {
+            let k = Field::STRINGS.len() + k;
+            (r.strings[k].len > 0).then(|| s(k))
+        };
+        RecordRef::from_strings(
+            std::array::from_fn(s),
+            r.status,
+            r.created,
+            r.modified,
+            std::array::from_fn(optional),
+        )
     }
 
     pub(super) fn stage_all(&mut self, input: &[u8]) -> Result<(), LoadError> {

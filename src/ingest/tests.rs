@@ -188,6 +188,9 @@ fn value_of(task: &crate::TaskRecord, field: Field) -> String {
         Field::SrcVersion => task.src_version.clone(),
         Field::DestVersion => task.dest_version.clone(),
         Field::IotInstanceId => task.iot_instance_id.clone(),
+        Field::Progress => task.progress.clone().unwrap_or_default(),
+        Field::TaskDesc => task.task_desc.clone().unwrap_or_default(),
+        Field::Timeout => task.timeout.clone().unwrap_or_default(),
     }
 }
 type TaskRecordOwned = crate::TaskRecord;
@@ -204,10 +207,15 @@ fn stages_both_key_styles_and_ignores_unknown_keys() {
         .replace("\"iotId\"", "\"IotId\"")
         .replace(
             '}',
-            r#","progress":"0.5","timeout":{"a":[1,2]},"IotInstanceId":"iot-1"}"#,
+            r#","Progress":"0.5","note":{"a":[1,2]},"IotInstanceId":"iot-1"}"#,
         );
     let p = stage(&pascal).unwrap();
     assert_eq!(p.dest_version, "3.9.0");
+    assert_eq!(p.progress.as_deref(), Some("0.5"));
+    assert_eq!(
+        (p.task_desc.as_deref(), camel.progress.as_deref()),
+        (None, None)
+    );
     assert_eq!(p.iot_instance_id, "iot-1");
     assert_eq!(p.task_id, camel.task_id);
 }

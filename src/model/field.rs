@@ -10,6 +10,7 @@ macro_rules! define_field {
         strings: [$($s:ident $sv:ident $sc:literal $sp:literal $sd:literal;)*]
         status: [$($t:ident $tv:ident $tc:literal $tp:literal $td:literal;)*]
         times: [$($m:ident $mv:ident $mc:literal $mp:literal $md:literal;)*]
+        optional: [$($o:ident $ov:ident $oc:literal $op:literal $od:literal;)*]
     ) => {
         /// A field of the task record, as named on the wire.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,16 +19,21 @@ macro_rules! define_field {
             $(#[doc = concat!("`", $sc, "`")] $sv,)*
             $(#[doc = concat!("`", $tc, "`")] $tv,)*
             $(#[doc = concat!("`", $mc, "`")] $mv,)*
+            $(#[doc = concat!("`", $oc, "` (optional)")] $ov,)*
         }
 
         impl Field {
             /// How many fields a record has.
-            pub(crate) const COUNT: usize = [$(Field::$sv,)* $(Field::$tv,)* $(Field::$mv,)*].len();
+            pub(crate) const COUNT: usize =
+                [$(Field::$sv,)* $(Field::$tv,)* $(Field::$mv,)* $(Field::$ov,)*].len();
 
             /// Every field in the order of the task table: the strings (the instance last),
             /// the status, the times. The order in which a record's rules are checked.
             pub(crate) const TABLE: [Field; Field::COUNT] =
-                [$(Field::$sv,)* $(Field::$tv,)* $(Field::$mv,)*];
+                [$(Field::$sv,)* $(Field::$tv,)* $(Field::$mv,)* $(Field::$ov,)*];
+
+            /// The optional fields, in table order.
+            pub(crate) const OPTIONAL: [Field; [$(Field::$ov,)*].len()] = [$(Field::$ov,)*];
 
             /// The string fields of a record, in table order (the instance last).
             pub(crate) const STRINGS: [Field; [$(Field::$sv,)*].len()] = [$(Field::$sv,)*];
@@ -38,6 +44,7 @@ macro_rules! define_field {
                     $(Field::$sv => $sc,)*
                     $(Field::$tv => $tc,)*
                     $(Field::$mv => $mc,)*
+                    $(Field::$ov => $oc,)*
                 }
             }
 
@@ -47,6 +54,7 @@ macro_rules! define_field {
                     $(Field::$sv => $sp,)*
                     $(Field::$tv => $tp,)*
                     $(Field::$mv => $mp,)*
+                    $(Field::$ov => $op,)*
                 }
             }
         }
@@ -56,7 +64,7 @@ macro_rules! define_field {
 super::task_fields!(define_field);
 
 impl Field {
-    /// Every field, in the order of the response object (the camelCase names in byte
+    /// Every field, in the order of a response object's keys (the camelCase names in byte
     /// order), the instance, which answers never write, last.
     pub const ALL: [Field; Field::COUNT] = {
         let mut all = Field::TABLE;
@@ -74,6 +82,35 @@ impl Field {
         }
         all
     };
+
+    /// The fields a device answer writes (reference section 4), in its key order: every
+    /// field but the optional ones and the instance.
+    pub const DEVICE_ANSWER: [Field; Field::COUNT - Field::OPTIONAL.len() - 1] = {
+        let mut answer = [Field::TaskId; Field::COUNT - Field::OPTIONAL.len() - 1];
+        let (mut i, mut n) = (0, 0);
+        while i < Field::ALL.len() {
+            let field = Field::ALL[i];
+            if !field.is_optional() && !matches!(field, Field::IotInstanceId) {
+                answer[n] = field;
+                n += 1;
+            }
+            i += 1;
+        }
+        answer
+    };
+
+    /// True for the three optional fields (`progress`, `taskDesc`, `timeout`): absent and
+    /// empty are one, unknown.
+    pub const fn is_optional(self) -> bool {
+        let mut i = 0;
+        while i < Field::OPTIONAL.len() {
+            if Field::OPTIONAL[i] as u8 == self as u8 {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
 
     /// The field whose camelCase or PascalCase name is `key`.
     pub fn from_key(key: &str) -> Option<Field> {
@@ -107,6 +144,9 @@ impl Field {
             }
             Field::ProductName | Field::DestVersion => in_range(0x20, 1, 64),
             Field::SrcVersion => in_range(0x20, 0, 64),
+            Field::Progress => in_range(0x20, 0, 16),
+            Field::TaskDesc => in_range(0x20, 0, 256),
+            Field::Timeout => value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit()),
             Field::DeviceName => fast(DEVICE_NAME, 4, 32),
             Field::ModuleName => fast(MODULE_NAME, 1, 64),
             _ => false,
@@ -147,6 +187,9 @@ impl Field {
             Field::DestVersion => {
                 check_chars(value, 1, 64, is_not_control, "no control characters")
             }
+            Field::Progress => check_chars(value, 0, 16, is_not_control, "no control characters"),
+            Field::TaskDesc => check_chars(value, 0, 256, is_not_control, "no control characters"),
+            Field::Timeout => check_chars(value, 0, 10, |c| c.is_ascii_digit(), "0-9"),
             Field::TaskStatus => match TaskStatus::parse(value) {
                 Some(_) => Ok(()),
                 None => Err(Violation::UnknownStatus),

@@ -3,7 +3,8 @@
 
 /// The task's fields, once. Each entry is `name Variant "camelCase" "PascalCase" "doc"`, by
 /// kind: the strings in the order of the reference's task table (the order their rules are
-/// checked in), the instance last; the status; the times. Every list of the fields (the
+/// checked in), the instance last; the status; the times; the optional strings (absent and
+/// empty are one: unknown). Every list of the fields (the
 /// record types, [`Field`], the readers' accessors, the response's key tables, the JSON Lines
 /// writer, the staging of a load) expands this with a macro of its own, so adding a field is
 /// an entry here plus its rule in [`Field::check`].
@@ -28,7 +29,12 @@ macro_rules! task_fields {
             ]
             times: [
                 utc_create UtcCreate "utcCreate" "UtcCreate" "When the task was created.";
-                utc_modified UtcModified "utcModified" "UtcModified" "When the task was last modified; the newest write wins (reference section 2).";
+                utc_modified UtcModified "utcModified" "UtcModified" "When the task was last modified; the greater record wins (reference section 2).";
+            ]
+            optional: [
+                progress Progress "progress" "Progress" "The device's last reported progress, as the platform writes it (`\"95\"`); `None`: unknown.";
+                task_desc TaskDesc "taskDesc" "TaskDesc" "Why the task failed or was canceled; `None`: unknown.";
+                timeout Timeout "timeout" "Timeout" "The job's timeout in minutes, decimal digits; `None`: unknown.";
             ]
         }
     };

@@ -245,7 +245,9 @@ fn field_names_in_both_styles() {
         assert_eq!(Field::from_key(f.pascal()), Some(f));
     }
     assert_eq!(Field::from_key("taskid"), None);
-    assert_eq!(Field::from_key("progress"), None);
+    assert_eq!(Field::from_key("progress"), Some(Field::Progress));
+    assert_eq!(Field::from_key("op"), None);
+    assert_eq!(Field::from_key("Op"), None);
     assert_eq!(Field::from_key(""), None);
     // Every key one ASCII byte away from a name (changed, dropped or added at any place)
     // is that field only if it is exactly one of the two spellings of one.
@@ -326,4 +328,40 @@ fn fast_field_check_agrees_on_every_ascii_byte() {
             }
         }
     }
+}
+
+/// The optional fields' rules: `progress` 0–16 characters and `taskDesc` 0–256, neither with
+/// a control character (C1 included); `timeout` 0–10 decimal digits; empty is always fine.
+#[test]
+fn optional_fields_rules() {
+    for (field, max) in [(Field::Progress, 16), (Field::TaskDesc, 256)] {
+        assert_eq!(field.check(""), Ok(()));
+        assert_eq!(field.check(&"é".repeat(max)), Ok(()));
+        assert_eq!(
+            field.check(&"é".repeat(max + 1)),
+            Err(Violation::Length { min: 0, max })
+        );
+        for bad in ["a\nb", "a\u{7f}", "a\u{85}"] {
+            assert!(
+                matches!(field.check(bad), Err(Violation::BadChar { .. })),
+                "{field} {bad:?}"
+            );
+        }
+    }
+    assert_eq!(Field::Timeout.check(""), Ok(()));
+    assert_eq!(Field::Timeout.check("1440"), Ok(()));
+    assert_eq!(Field::Timeout.check("0123456789"), Ok(()));
+    assert_eq!(
+        Field::Timeout.check("01234567890"),
+        Err(Violation::Length { min: 0, max: 10 })
+    );
+    for bad in ["12a", "-1", "1.5", " 1", "١"] {
+        assert!(
+            matches!(Field::Timeout.check(bad), Err(Violation::BadChar { .. })),
+            "{bad:?}"
+        );
+    }
+    assert!(Field::Progress.is_optional() && !Field::TaskId.is_optional());
+    assert_eq!(Field::DEVICE_ANSWER.len(), 13);
+    assert!(Field::DEVICE_ANSWER.iter().all(|f| !f.is_optional()));
 }

@@ -6,13 +6,13 @@ use super::status::TaskStatus;
 use super::time::Timestamp;
 
 /// The string fields in the order of [`TaskFields::json_strings`]: the response's key order
-/// ([`Field::ALL`]) up to the status, timestamps and instance.
+/// ([`Field::DEVICE_ANSWER`]) up to the status and timestamps.
 pub const JSON_STRING_ORDER: [Field; 10] = {
-    // The response order is `Field::ALL`'s; its first ten are the strings.
+    // The device answer's first ten fields are the strings.
     let mut order = [Field::TaskId; 10];
     let mut i = 0;
     while i < order.len() {
-        order[i] = Field::ALL[i];
+        order[i] = Field::DEVICE_ANSWER[i];
         i += 1;
     }
     order
@@ -40,6 +40,8 @@ pub enum FieldValue<'a> {
     Status(TaskStatus),
     /// `utcCreate` or `utcModified`
     Time(Timestamp),
+    /// An optional field without a value (unknown).
+    Absent,
 }
 
 macro_rules! define_task_fields {
@@ -47,6 +49,7 @@ macro_rules! define_task_fields {
         strings: [$($s:ident $sv:ident $sc:literal $sp:literal $sd:literal;)*]
         status: [$($t:ident $tv:ident $tc:literal $tp:literal $td:literal;)*]
         times: [$($m:ident $mv:ident $mc:literal $mp:literal $md:literal;)*]
+        optional: [$($o:ident $ov:ident $oc:literal $op:literal $od:literal;)*]
     ) => {
         /// The fields of a task, borrowed. Implemented by the engine's zero-copy
         /// [`TaskView`](crate::TaskView) and by the owned and borrowed records, so that the
@@ -55,6 +58,7 @@ macro_rules! define_task_fields {
             $(#[doc = concat!("`", $sc, "`: ", $sd)] fn $s(&self) -> &str;)*
             $(#[doc = concat!("`", $tc, "`: ", $td)] fn $t(&self) -> TaskStatus;)*
             $(#[doc = concat!("`", $mc, "`: ", $md)] fn $m(&self) -> Timestamp;)*
+            $(#[doc = concat!("`", $oc, "`: ", $od, " Never `Some(\"\")`.")] fn $o(&self) -> Option<&str>;)*
 
             /// The value of `field`.
             ///
@@ -71,6 +75,10 @@ macro_rules! define_task_fields {
                     $(Field::$sv => FieldValue::Str(self.$s()),)*
                     $(Field::$tv => FieldValue::Status(self.$t()),)*
                     $(Field::$mv => FieldValue::Time(self.$m()),)*
+                    $(Field::$ov => match self.$o() {
+                        Some(text) => FieldValue::Str(text),
+                        None => FieldValue::Absent,
+                    },)*
                 }
             }
 
@@ -141,12 +149,23 @@ macro_rules! define_task_fields {
                 None
             }
 
+            /// The task as a borrowed record.
+            fn as_record(&self) -> Record<&str> {
+                Record {
+                    $($s: self.$s(),)*
+                    $($t: self.$t(),)*
+                    $($m: self.$m(),)*
+                    $($o: self.$o(),)*
+                }
+            }
+
             /// An owned copy of the task.
             fn to_record(&self) -> TaskRecord {
                 Record {
                     $($s: self.$s().to_owned(),)*
                     $($t: self.$t(),)*
                     $($m: self.$m(),)*
+                    $($o: self.$o().map(str::to_owned),)*
                 }
             }
         }
@@ -155,12 +174,16 @@ macro_rules! define_task_fields {
             $(fn $s(&self) -> &str { self.$s.as_ref() })*
             $(fn $t(&self) -> TaskStatus { self.$t })*
             $(fn $m(&self) -> Timestamp { self.$m })*
+            $(fn $o(&self) -> Option<&str> {
+                self.$o.as_ref().map(AsRef::as_ref).filter(|v| !v.is_empty())
+            })*
         }
 
         impl<T: TaskFields + ?Sized> TaskFields for &T {
             $(fn $s(&self) -> &str { (**self).$s() })*
             $(fn $t(&self) -> TaskStatus { (**self).$t() })*
             $(fn $m(&self) -> Timestamp { (**self).$m() })*
+            $(fn $o(&self) -> Option<&str> { (**self).$o() })*
             fn json_strings(&self) -> [(&str, bool); 10] {
                 (**self).json_strings()
             }

@@ -131,6 +131,7 @@ macro_rules! define_task_keys {
         strings: [$($s:ident $sv:ident $sc:literal $sp:literal $sd:literal;)*]
         status: [$($t:ident $tv:ident $tc:literal $tp:literal $td:literal;)*]
         times: [$($m:ident $mv:ident $mc:literal $mp:literal $md:literal;)*]
+        optional: [$($o:ident $ov:ident $oc:literal $op:literal $od:literal;)*]
     ) => {
         /// Each field's key text (by declaration index), camelCase then PascalCase, as the
         /// object's first key (`{"key":"`) and as a later one (`","key":"`).
@@ -147,23 +148,28 @@ macro_rules! define_task_keys {
                 [concat!("{\"", $mc, "\":\"").as_bytes(), concat!("\",\"", $mc, "\":\"").as_bytes()],
                 [concat!("{\"", $mp, "\":\"").as_bytes(), concat!("\",\"", $mp, "\":\"").as_bytes()],
             ],)*
+            $([
+                [concat!("{\"", $oc, "\":\"").as_bytes(), concat!("\",\"", $oc, "\":\"").as_bytes()],
+                [concat!("{\"", $op, "\":\"").as_bytes(), concat!("\",\"", $op, "\":\"").as_bytes()],
+            ],)*
         ];
     };
 }
 
 crate::model::task_fields!(define_task_keys);
 
-/// The fields a task object of a device answer holds: every field but the instance.
-const TASK_KEYS: usize = Field::COUNT - 1;
+/// The fields a task object of a device answer holds.
+const TASK_KEYS: usize = Field::DEVICE_ANSWER.len();
 
-/// The text before each of a task object's values, in output order ([`Field::ALL`]): the
+/// The text before each of a task object's values, in output order
+/// ([`Field::DEVICE_ANSWER`]): the
 /// quote closing the value before, the key, and the quote opening this value, written with
 /// one copy each (every value is a JSON string).
 const fn task_keys(case: KeyCase) -> [&'static [u8]; TASK_KEYS] {
     let mut keys: [&[u8]; TASK_KEYS] = [b""; TASK_KEYS];
     let mut i = 0;
     while i < TASK_KEYS {
-        keys[i] = KEY_TEXT[Field::ALL[i] as usize][case as usize][(i > 0) as usize];
+        keys[i] = KEY_TEXT[Field::DEVICE_ANSWER[i] as usize][case as usize][(i > 0) as usize];
         i += 1;
     }
     keys
@@ -479,6 +485,9 @@ mod tests {
             utc_create: ts("2024-09-11T03:40:02.734Z"),
             utc_modified: ts("2024-09-11T06:27:24.649Z"),
             iot_instance_id: String::new(),
+            progress: None,
+            task_desc: None,
+            timeout: None,
         }
     }
 
@@ -499,6 +508,9 @@ mod tests {
             utc_create: ts("2024-05-05T05:05:05.005Z"),
             utc_modified: ts("2024-05-05T05:05:05.005Z"),
             iot_instance_id: String::new(),
+            progress: None,
+            task_desc: None,
+            timeout: None,
         }
     }
 
@@ -687,6 +699,15 @@ mod tests {
         }
         fn iot_instance_id(&self) -> &str {
             &self.0.iot_instance_id
+        }
+        fn progress(&self) -> Option<&str> {
+            self.0.progress.as_deref()
+        }
+        fn task_desc(&self) -> Option<&str> {
+            self.0.task_desc.as_deref()
+        }
+        fn timeout(&self) -> Option<&str> {
+            self.0.timeout.as_deref()
         }
         fn json_strings(&self) -> [(&str, bool); 10] {
             self.0

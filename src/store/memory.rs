@@ -1,6 +1,6 @@
 //! What a shard holds, in bytes, and giving back growth slack.
 
-use super::{device_hash, variant_text, Device, Locality, Row, Shard, VariantSlot};
+use super::{device_hash, variant_text, Device, Locality, Row, RowExtras, Shard, VariantSlot};
 use crate::table::intern::table_bytes;
 
 /// Bytes a shard holds, by part (heap capacity, so growth slack counts).
@@ -22,7 +22,9 @@ impl Shard {
     /// What this shard holds, by part.
     pub(crate) fn memory(&self) -> ShardMemory {
         let mut m = ShardMemory::default();
-        m.rows += self.rows.capacity() * std::mem::size_of::<Row>() + self.free_rows.capacity() * 4;
+        m.rows += self.rows.capacity() * std::mem::size_of::<Row>()
+            + self.extras.capacity() * std::mem::size_of::<RowExtras>()
+            + self.free_rows.capacity() * 4;
         m.task_ids += self.keys.heap_bytes();
         m.strings += self.dict.heap_bytes()
             + self.variants.capacity() * std::mem::size_of::<VariantSlot>()
@@ -58,6 +60,7 @@ impl Shard {
     /// Compacts growth slack (after a bulk load).
     pub(crate) fn shrink_to_fit(&mut self) {
         self.rows.shrink_to_fit();
+        self.extras.shrink_to_fit();
         self.keys.shrink_to_fit();
         self.devices.shrink_to_fit();
         self.device_strs.shrink_to_fit();

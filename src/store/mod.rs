@@ -33,6 +33,7 @@
 
 pub(crate) mod bitmaps;
 mod devices;
+mod extras;
 mod ids;
 mod memory;
 mod planner;
@@ -51,6 +52,7 @@ use crate::table::intern::{ByteSlab, Interner};
 use crate::table::tagtable::TagTable;
 use bitmaps::Bitmaps;
 use devices::{device_hash, Locality};
+use extras::RowExtras;
 use rows::Row;
 use variants::{fold_module, variant_text, VariantSlot, MODULE_MAX};
 
@@ -89,6 +91,8 @@ pub(crate) struct Shard {
     keys: ByteSlab,
     /// The rows, packed (see [`Row`]).
     rows: Column<Row>,
+    /// Each row's progress and description, by row (as long as `rows`).
+    extras: Column<RowExtras>,
     free_rows: Vec<u32>,
     pub(crate) devices: Column<Device>,
     /// iotId and deviceName bytes of the devices (never freed: devices are permanent).
@@ -116,6 +120,7 @@ impl Shard {
             variant_table: HashTable::new(),
             keys: ByteSlab::default(),
             rows: Column::new(),
+            extras: Column::new(),
             free_rows: Vec::new(),
             devices: Column::new(),
             device_strs: ByteSlab::default(),
@@ -143,6 +148,7 @@ impl Shard {
     pub(crate) fn reserve(&mut self, g: &Growth) {
         let rows = g.rows.saturating_sub(self.free_rows.len());
         self.rows.reserve_exact(rows);
+        self.extras.reserve_exact(rows);
         self.keys.reserve(g.key_bytes);
         self.devices.reserve_exact(g.devices);
         self.device_strs.reserve(g.device_bytes);

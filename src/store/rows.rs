@@ -1,6 +1,7 @@
 //! The rows: one packed 32-byte record a task, and what writes do to them (insert, replace,
-//! restatus, remove), keeping the posting lists and the bitmaps in step.
+//! restatus, remove), keeping the posting lists, the bitmaps and the extras in step.
 
+use super::extras::RowExtras;
 use super::taskkey::{IdText, TaskKey};
 use super::{DeviceIdx, InstanceId, RowIdx, Shard, Variant, VariantId};
 use crate::model::{PlainTask, RecordRef, TaskStatus, Timestamp};
@@ -199,11 +200,16 @@ impl Shard {
         }
         // Everything that can fail comes first, so that a failure leaves nothing behind.
         let variant = self.intern_variant(rec)?;
+        let Some(extras) = self.intern_extras(rec) else {
+            self.release_variant(variant);
+            return None;
+        };
         let key = match TaskKey::numeric(rec.task_id) {
             Some(key) => key,
             None => {
                 let Some(at) = self.keys.alloc(rec.task_id) else {
                     self.release_variant(variant);
+                    self.release_extras(extras);
                     return None;
                 };
                 TaskKey::slab(at)
@@ -214,10 +220,12 @@ impl Shard {
             None => {
                 let r = self.rows.len();
                 self.rows.push(Row::FREE);
+                self.extras.push(RowExtras::EMPTY);
                 RowIdx(r as u32)
             }
         };
         self.rows[row.idx()].key = key;
+        self.extras[row.idx()] = extras;
         self.write_row(row, d, variant, rec);
         self.link(row);
         Some(row)
@@ -226,19 +234,26 @@ impl Shard {
     /// Replaces the task in `row` with `rec`, now belonging to device `d` (same task id);
     /// `false`, with nothing changed, when the shard's string space is full.
     pub(crate) fn replace_task(&mut self, row: RowIdx, d: DeviceIdx, rec: &RecordRef<'_>) -> bool {
-        let same = self.row_variant_matches(row, rec);
-        self.replace_task_known(row, d, rec, same)
+        let same_variant = self.row_variant_matches(row, rec);
+        let same_extras = self.row_extras_match(row, rec);
+        self.replace_task_known(row, d, rec, same_variant, same_extras)
     }
 
-    /// [`Shard::replace_task`] when the caller already knows whether the record's six shared
-    /// strings equal the row's (`same_variant`).
+    /// [`Shard::replace_task`] when the caller already knows whether the record's seven
+    /// shared strings equal the row's (`same_variant`), and its progress and description
+    /// (`same_extras`).
     pub(crate) fn replace_task_known(
         &mut self,
         row: RowIdx,
         d: DeviceIdx,
         rec: &RecordRef<'_>,
         same_variant: bool,
+        same_extras: bool,
     ) -> bool {
+        // Everything that can fail comes first, so that a failure leaves nothing behind.
+        if !same_extras && !self.set_extras(row, rec) {
+            return false;
+        }
         let old = self.rows[row.idx()].variant();
         // Status changes keep the tuple: reuse the variant without touching the dictionary.
         let variant = if same_variant {
@@ -300,6 +315,8 @@ impl Shard {
     pub(crate) fn remove_task(&mut self, row: RowIdx) {
         self.unlink(row);
         self.release_variant(self.rows[row.idx()].variant());
+        let extras = std::mem::replace(&mut self.extras[row.idx()], RowExtras::EMPTY);
+        self.release_extras(extras);
         if let Some(at) = self.rows[row.idx()].key.in_slab() {
             self.keys.free(at);
         }

@@ -20,6 +20,9 @@ fn record(i: u64, module: &str, status: TaskStatus, created: i64) -> TaskRecord 
         utc_create: Timestamp::from_millis(created),
         utc_modified: Timestamp::from_millis(created),
         iot_instance_id: String::new(),
+        progress: None,
+        task_desc: None,
+        timeout: None,
     }
 }
 

@@ -4,7 +4,7 @@ use hashbrown::HashMap;
 
 use super::rows::FREE_ROW;
 use super::taskkey::TaskKey;
-use super::{device_hash, fold_module, DeviceIdx, Locality, RowIdx, Shard, MODULE_MAX};
+use super::{device_hash, fold_module, DeviceIdx, Locality, RowExtras, RowIdx, Shard, MODULE_MAX};
 use crate::table::intern::Sym;
 
 impl Shard {
@@ -76,6 +76,7 @@ impl Shard {
                 v.module_fold,
                 v.src,
                 v.dest,
+                v.timeout,
             ] {
                 *sym_refs.entry(s).or_default() += 1;
             }
@@ -89,6 +90,22 @@ impl Shard {
         }
         for d in self.devices.iter() {
             *sym_refs.entry(d.product_key).or_default() += 1;
+        }
+        if self.extras.len() != self.rows.len() {
+            return Err(format!(
+                "{} extras for {} rows",
+                self.extras.len(),
+                self.rows.len()
+            ));
+        }
+        for (r, extras) in self.extras.iter().enumerate() {
+            let live = self.rows[r].status() != FREE_ROW;
+            if !live && *extras != RowExtras::EMPTY {
+                return Err(format!("free row {r} holds extras"));
+            }
+            for sym in extras.syms() {
+                *sym_refs.entry(sym).or_default() += 1;
+            }
         }
         for (sym, text, refs) in self.dict.iter() {
             let want = sym_refs.get(&sym).copied().unwrap_or(0);

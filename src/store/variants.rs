@@ -1,6 +1,6 @@
-//! The variants: the six strings a task shares with its job (job, firmware, product name,
-//! module, source and target versions), interned once per distinct tuple, so that they cost a
-//! row one 24-bit id.
+//! The variants: the seven strings a task shares with its job (job, firmware, product name,
+//! module, source and target versions, the job's timeout), interned once per distinct tuple,
+//! so that they cost a row one 24-bit id.
 
 use std::hash::BuildHasher;
 
@@ -26,7 +26,12 @@ pub(crate) struct Variant {
     pub(crate) module_fold: Sym,
     pub(crate) src: Sym,
     pub(crate) dest: Sym,
+    /// The job's timeout, `""` when unknown.
+    pub(crate) timeout: Sym,
 }
+
+/// The strings of a variant, in hashing order (the folded module is derived, not hashed).
+pub(super) type VariantText<'a> = [&'a str; 7];
 
 pub(super) struct VariantSlot {
     pub(super) variant: Variant,
@@ -38,18 +43,18 @@ pub(super) struct VariantSlot {
 const MAX_VARIANTS: usize = 1 << 24;
 
 impl Shard {
-    /// Variants are found by the hash of their six strings, so a write resolves its tuple
-    /// with one hash and one probe (then six short comparisons) instead of seven dictionary
-    /// lookups and a tuple probe.
-    pub(super) fn text_hash(hasher: &DefaultHashBuilder, t: [&str; 6]) -> u64 {
+    /// Variants are found by the hash of their seven strings, so a write resolves its tuple
+    /// with one hash and one probe (then seven short comparisons) instead of a dictionary
+    /// lookup a string and a tuple probe.
+    pub(super) fn text_hash(hasher: &DefaultHashBuilder, t: VariantText<'_>) -> u64 {
         hasher.hash_one(t)
     }
 
-    pub(super) fn variant_text(&self, v: &Variant) -> [&str; 6] {
+    pub(super) fn variant_text(&self, v: &Variant) -> VariantText<'_> {
         variant_text(&self.dict, v)
     }
 
-    pub(super) fn record_text<'r>(rec: &RecordRef<'r>) -> [&'r str; 6] {
+    pub(super) fn record_text<'r>(rec: &RecordRef<'r>) -> VariantText<'r> {
         [
             rec.job_id,
             rec.firmware_id,
@@ -57,10 +62,11 @@ impl Shard {
             rec.module_name,
             rec.src_version,
             rec.dest_version,
+            rec.timeout.unwrap_or(""),
         ]
     }
 
-    /// True when row `r`'s six shared strings equal the record's.
+    /// True when row `r`'s seven shared strings equal the record's.
     pub(crate) fn row_variant_matches(&self, r: RowIdx, rec: &RecordRef<'_>) -> bool {
         self.variant_matches(self.rows[r.idx()].variant(), rec)
     }
@@ -69,7 +75,7 @@ impl Shard {
         self.variant_text(&self.variants[id.idx()].variant) == Self::record_text(rec)
     }
 
-    pub(super) fn find_variant_text(&self, text: [&str; 6]) -> Option<u32> {
+    pub(super) fn find_variant_text(&self, text: VariantText<'_>) -> Option<u32> {
         let hash = Self::text_hash(&self.hasher, text);
         self.variant_table
             .find(hash, |&id| {
@@ -91,7 +97,7 @@ impl Shard {
         }
         let mut buf = [0u8; MODULE_MAX];
         let fold = fold_module(rec.module_name, &mut buf);
-        let mut taken: SmallVec<[Sym; 7]> = SmallVec::new();
+        let mut taken: SmallVec<[Sym; 8]> = SmallVec::new();
         for s in [
             rec.job_id,
             rec.firmware_id,
@@ -100,6 +106,7 @@ impl Shard {
             fold,
             rec.src_version,
             rec.dest_version,
+            text[6],
         ] {
             match self.dict.intern(s) {
                 Some(sym) => taken.push(sym),
@@ -119,6 +126,7 @@ impl Shard {
             module_fold: taken[4],
             src: taken[5],
             dest: taken[6],
+            timeout: taken[7],
         };
         let slot = VariantSlot {
             variant: v,
@@ -165,6 +173,7 @@ impl Shard {
             v.module_fold,
             v.src,
             v.dest,
+            v.timeout,
         ] {
             self.dict.release(sym);
         }
@@ -178,8 +187,8 @@ impl Shard {
     }
 }
 
-/// The six strings of a variant, in hashing order.
-pub(super) fn variant_text<'d>(dict: &'d Interner, v: &Variant) -> [&'d str; 6] {
+/// The seven strings of a variant, in hashing order.
+pub(super) fn variant_text<'d>(dict: &'d Interner, v: &Variant) -> VariantText<'d> {
     [
         dict.get(v.job),
         dict.get(v.firmware),
@@ -187,6 +196,7 @@ pub(super) fn variant_text<'d>(dict: &'d Interner, v: &Variant) -> [&'d str; 6] 
         dict.get(v.module),
         dict.get(v.src),
         dict.get(v.dest),
+        dict.get(v.timeout),
     ]
 }
 
