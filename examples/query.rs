@@ -2,7 +2,12 @@
 //!
 //! ```text
 //! cargo run --release --example query -- --data FILE [--case camel|pascal] [--request-id ID]
+//!     [--dump OUT]
 //! ```
+//!
+//! With `--dump OUT`, the loaded store is written to OUT as JSON Lines (a file a later
+//! `--data` loads into the same store) before any request is read; a dump that cannot be
+//! written: a message naming OUT, exit status 1.
 //!
 //! One request per input line (a query string, optionally with a leading `?`, or a whole
 //! URL); one compact JSON response per output line. A bad data file: a message naming the
@@ -15,17 +20,18 @@ use std::process::ExitCode;
 use ota_index::rpc::{query_part, HttpRequest, KeyCase, Service};
 use ota_index::{Engine, LoadErrorKind};
 
-const USAGE: &str = "usage: query --data FILE [--case camel|pascal] [--request-id ID]";
+const USAGE: &str = "usage: query --data FILE [--case camel|pascal] [--request-id ID] [--dump OUT]";
 
 struct Args {
     data: String,
     case: KeyCase,
     request_id: Option<String>,
+    dump: Option<String>,
 }
 
 /// The arguments, or `None` for `--help`. A flag given twice is a bad argument.
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let (mut data, mut case, mut request_id) = (None, None, None);
+    let (mut data, mut case, mut request_id, mut dump) = (None, None, None, None);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
@@ -61,6 +67,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                 once(request_id.is_some())?;
                 request_id = Some(value()?);
             }
+            "--dump" => {
+                once(dump.is_some())?;
+                dump = Some(value()?);
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -69,6 +79,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         data: data.ok_or("--data FILE is required")?,
         case: case.unwrap_or(KeyCase::Camel),
         request_id,
+        dump,
     }))
 }
 
@@ -113,6 +124,14 @@ fn main() -> ExitCode {
             _ => eprintln!("query: {}: {e}", args.data),
         }
         return ExitCode::from(1);
+    }
+    if let Some(path) = &args.dump {
+        let written =
+            std::fs::File::create(path).and_then(|file| engine.dump_jsonl(BufWriter::new(file)));
+        if let Err(e) = written {
+            eprintln!("query: cannot write the dump to {path}: {e}");
+            return ExitCode::from(1);
+        }
     }
     let service = Service::new(engine).with_case(args.case);
     let mut stdin = std::io::stdin().lock();

@@ -7,8 +7,8 @@
 //! job one firmware of one module, with three source versions. Everything derives from the
 //! seed and the device's index, so device `i` can be regenerated alone.
 
-use crate::model::{Field, FieldValue, TaskFields, TaskRecord, TaskStatus, Timestamp};
-use crate::raw::json::write_json_string;
+use crate::ingest::write_jsonl_record;
+use crate::model::{TaskFields, TaskRecord, TaskStatus, Timestamp};
 
 /// The modules a product may have, in order (product `p` has the first `1 + p % 3`).
 const MODULES: [&str; 3] = ["default", "ble", "wifi"];
@@ -259,33 +259,9 @@ impl Fleet {
     }
 }
 
-/// Writes a record as one compact camelCase JSON object: keys in response order, the
-/// instance only when it is not the default one, an optional field only when it is known.
+/// Writes a record as one JSON Lines record ([`write_jsonl_record`]).
 pub fn write_record(out: &mut Vec<u8>, task: &impl TaskFields) {
-    let mut first = true;
-    for field in Field::ALL {
-        let value = task.value(field);
-        if matches!(value, FieldValue::Absent)
-            || matches!(value, FieldValue::Str("") if field == Field::IotInstanceId)
-        {
-            continue;
-        }
-        out.extend_from_slice(if first { b"{\"" } else { b",\"" });
-        first = false;
-        out.extend_from_slice(field.camel().as_bytes());
-        out.extend_from_slice(b"\":");
-        match value {
-            FieldValue::Str(text) => write_json_string(out, text),
-            FieldValue::Status(status) => write_json_string(out, status.as_str()),
-            FieldValue::Time(time) => {
-                out.push(b'"');
-                out.extend_from_slice(&time.format());
-                out.push(b'"');
-            }
-            FieldValue::Absent => {}
-        }
-    }
-    out.push(b'}');
+    write_jsonl_record(out, task);
 }
 
 #[cfg(test)]

@@ -141,7 +141,9 @@ pub use engine::{
     default_shards, Binding, DeviceHint, Engine, HeldDevice, MemoryUsage, TaskFilter, TaskView,
     Unfinished, UpsertOutcome, WriteError, WriteSummary,
 };
-pub use ingest::{LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES};
+pub use ingest::{
+    DumpReport, LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES,
+};
 pub use model::{
     Field, FieldError, FieldValue, PlainTask, Record, RecordRef, StatusSet, TaskFields, TaskRecord,
     TaskStatus, Timestamp, Violation, JSON_STRING_ORDER,

@@ -214,3 +214,34 @@ fn an_address_without_a_scheme_is_a_url() {
         .collect();
     assert_eq!(found, [1, 1, 0]);
 }
+
+/// `--dump OUT` writes the loaded store, and `--data OUT` answers every request as the
+/// original data does; a dump that cannot be written is exit status 1, naming the path.
+#[test]
+fn a_dump_answers_as_its_data() {
+    let requests = std::fs::read(format!(
+        "{}/tests/data/contract/requests.txt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("the requests");
+    let dir = std::env::temp_dir().join(format!("ota-index-dump-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("dump.jsonl");
+    let dump_arg = dump.to_str().unwrap();
+    let first = run(
+        &["--data", DATA, "--request-id", "r", "--dump", dump_arg],
+        &requests,
+    );
+    assert!(first.status.success(), "{first:?}");
+    let again = run(&["--data", dump_arg, "--request-id", "r"], &requests);
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(again.stdout, first.stdout);
+    assert!(!first.stdout.is_empty());
+    let bad = run(
+        &["--data", DATA, "--dump", "/nonexistent/dir/dump.jsonl"],
+        b"",
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/dir/dump.jsonl"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

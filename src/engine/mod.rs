@@ -74,6 +74,7 @@ use directory::{Directory, Instances, PairShard};
 pub use answer::{DeviceHint, HeldDevice, TaskView, Unfinished};
 pub use error::{Binding, UpsertOutcome, WriteError, WriteSummary};
 pub use memory::MemoryUsage;
+pub(crate) use read::TaskCursor;
 pub use read::TaskFilter;
 
 /// The shard count of [`Engine::new`]: four for each CPU this process may run on

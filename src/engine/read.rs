@@ -27,6 +27,13 @@ pub struct TaskFilter<'a> {
     pub job: Option<&'a str>,
 }
 
+/// Where a walk over the stored tasks stands ([`Engine::visit_tasks`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TaskCursor {
+    shard: usize,
+    row: u32,
+}
+
 impl Engine {
     /// The unfinished tasks of the query's device that pass its filters, in answer order
     /// (`utcCreate` ascending, then `taskId` bytes), as borrowed views.
@@ -333,6 +340,41 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Calls `visit` with up to `max` stored tasks from `cursor` on, in the order of their
+    /// shards and rows, under one shard read lock, and moves `cursor` past them; `false` once
+    /// every task has been visited. Writes between calls may move a task past or before the
+    /// cursor: a walk sees every task that stays put, each whole.
+    pub(crate) fn visit_tasks(
+        &self,
+        cursor: &mut TaskCursor,
+        max: usize,
+        mut visit: impl FnMut(&TaskView<'_>),
+    ) -> bool {
+        let names: Vec<Box<str>> = self.inner.instances.read().names.clone();
+        while let Some(lock) = self.inner.shards.get(cursor.shard) {
+            let shard = lock.0.read();
+            let rows = shard.rows_from(cursor.row);
+            let mut seen = 0;
+            for row in rows {
+                if seen == max {
+                    cursor.row = row.0;
+                    return true;
+                }
+                let instance = names
+                    .get(shard.row_instance(row).idx())
+                    .map_or("", |n| &**n);
+                visit(&TaskView::new(&shard, row, instance));
+                seen += 1;
+            }
+            cursor.shard += 1;
+            cursor.row = 0;
+            if seen > 0 {
+                return true;
+            }
+        }
+        false
     }
 
     /// The number of stored tasks, finished ones included.

@@ -16,6 +16,7 @@
 //! is wrong, so serde_json had to read those lines again anyway; escaped lines are rare in
 //! the platform's exports, and two readers are one less to keep in agreement.
 
+mod dump;
 mod error;
 mod flat;
 mod json;
@@ -30,6 +31,7 @@ use std::path::Path;
 use crate::engine::{Engine, WriteError, WriteSummary};
 use stager::Stager;
 
+pub use dump::{write_jsonl_record, DumpReport};
 pub use error::{LoadError, LoadErrorKind};
 
 /// Longest line accepted, in bytes, not counting its line ending (`\n` or `\r\n`). A

@@ -184,6 +184,16 @@ impl Shard {
         Timestamp::from_millis(self.rows[r.idx()].modified())
     }
 
+    /// Every live row from row `from` on.
+    pub(crate) fn rows_from(&self, from: u32) -> impl Iterator<Item = RowIdx> + '_ {
+        let from = (from as usize).min(self.rows.len());
+        self.rows[from..]
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| row.status() != FREE_ROW)
+            .map(move |(i, _)| RowIdx((from + i) as u32))
+    }
+
     /// Every live row.
     pub(crate) fn rows(&self) -> impl Iterator<Item = RowIdx> + '_ {
         self.rows
