@@ -53,6 +53,9 @@ fn task(task_id: String, iot: &str, pk: &str, dn: &str, module: &str, k: usize) 
         utc_create: Timestamp::from_millis(EPOCH_MS + k as i64 * 1000),
         utc_modified: Timestamp::from_millis(EPOCH_MS + k as i64 * 1000 + 500),
         iot_instance_id: String::new(),
+        progress: None,
+        task_desc: None,
+        timeout: None,
     }
 }
 
