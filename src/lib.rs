@@ -138,8 +138,8 @@ mod table;
 pub mod reference {}
 
 pub use engine::{
-    default_shards, Binding, DeviceHint, Engine, HeldDevice, MemoryUsage, TaskFilter, TaskView,
-    Unfinished, UpsertOutcome, WriteError, WriteSummary,
+    default_shards, Binding, DeviceHint, Engine, HeldDevice, MemoryUsage, Removal, TaskFilter,
+    TaskView, Unfinished, UpsertOutcome, WriteError, WriteSummary,
 };
 pub use ingest::{
     DumpReport, LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES,

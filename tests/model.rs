@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ota_index::rpc::{write_success, HttpRequest, KeyCase, Service};
 use ota_index::{
-    Engine, LoadErrorKind, Query, QueryError, StatusSet, TaskFields, TaskRecord, TaskStatus,
-    Timestamp, UpsertOutcome, WriteError, WriteSummary,
+    Engine, LoadErrorKind, Query, QueryError, Removal, StatusSet, TaskFields, TaskRecord,
+    TaskStatus, Timestamp, UpsertOutcome, WriteError, WriteSummary,
 };
 use proptest::prelude::*;
 
@@ -97,6 +97,16 @@ enum Op {
         task: usize,
     },
     Load(Vec<Rec>),
+    RemoveTask {
+        instance: usize,
+        task: usize,
+        time: usize,
+    },
+    RemoveDevice {
+        instance: usize,
+        device: usize,
+        time: usize,
+    },
     Query {
         instance: usize,
         device: DeviceSel,
@@ -135,6 +145,10 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => rec().prop_map(Op::Upsert),
         1 => (0..INSTANCES.len(), 0..TASK_IDS.len()).prop_map(|(instance, task)| Op::Remove { instance, task }),
+        1 => (0..INSTANCES.len(), 0..TASK_IDS.len(), 0..TIMES.len())
+            .prop_map(|(instance, task, time)| Op::RemoveTask { instance, task, time }),
+        1 => (0..INSTANCES.len(), 0..DEVICES.len(), 0..TIMES.len())
+            .prop_map(|(instance, device, time)| Op::RemoveDevice { instance, device, time }),
         1 => (proptest::collection::vec(rec(), 0..6), any::<u8>()).prop_map(|(mut recs, bad)| {
             // Sometimes one record of the load breaks a field rule.
             if bad.is_multiple_of(4) && !recs.is_empty() {
@@ -187,6 +201,20 @@ struct Model {
     by_iot: HashMap<(String, String), (String, String)>,
     by_pair: HashMap<(String, String, String), String>,
     instances: BTreeSet<String>,
+    /// (instance, taskId) → the latest removal of the task.
+    task_tombs: HashMap<(String, String), Timestamp>,
+    /// (instance, taskId) → the greatest version of the task a device's removal deleted.
+    deleted: HashMap<(String, String), TaskRecord>,
+    /// (instance, iotId) → the latest removal of the device.
+    device_tombs: HashMap<(String, String), Timestamp>,
+    /// (instance, productKey, deviceName) → the latest removal of the device bound to it.
+    pair_tombs: HashMap<(String, String, String), Timestamp>,
+    /// (instance, iotId) → the latest `utcModified` of a record that named the device bound.
+    bound_at: HashMap<(String, String), Timestamp>,
+}
+
+fn later(slot: &mut Timestamp, at: Timestamp) {
+    *slot = (*slot).max(at);
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -204,22 +232,65 @@ impl Model {
         let inst = r.iot_instance_id.clone();
         let iot_key = (inst.clone(), r.iot_id.clone());
         let pair_key = (inst.clone(), r.product_key.clone(), r.device_name.clone());
-        if let Some(pair) = self.by_iot.get(&iot_key) {
-            if *pair != (r.product_key.clone(), r.device_name.clone()) {
-                return ModelWrite::Conflict;
+        let key = (inst.clone(), r.task_id.clone());
+        // Covered by a tombstone: stale before any other check.
+        let covers = |t: Option<&Timestamp>| t.copied().filter(|&t| t >= r.utc_modified);
+        let by_task = covers(self.task_tombs.get(&key)).max(
+            self.deleted
+                .get(&key)
+                .filter(|v| version(r) <= version(v))
+                .map(|v| v.utc_modified),
+        );
+        let by_device =
+            covers(self.device_tombs.get(&iot_key)).max(covers(self.pair_tombs.get(&pair_key)));
+        let conflicts = self
+            .by_iot
+            .get(&iot_key)
+            .is_some_and(|pair| *pair != (r.product_key.clone(), r.device_name.clone()))
+            || self
+                .by_pair
+                .get(&pair_key)
+                .is_some_and(|iot| *iot != r.iot_id);
+        if let Some(at) = by_task.max(by_device) {
+            if by_device.is_some() {
+                // As the device's removal would have seen it: a greater record of the task
+                // on the removed device is deleted with it. It binds nothing.
+                let deletes = match self.tasks.get(&key) {
+                    Some(s) => version(s) < version(r),
+                    None => true,
+                };
+                if deletes {
+                    self.tasks.remove(&key);
+                    self.remember_deleted(key, r.clone());
+                }
+            } else if !conflicts {
+                // Covered by its task's removal: it binds its device, as a stale record.
+                later(
+                    self.bound_at
+                        .entry(iot_key.clone())
+                        .or_insert(r.utc_modified),
+                    r.utc_modified,
+                );
+                self.by_iot
+                    .insert(iot_key, (r.product_key.clone(), r.device_name.clone()));
+                self.by_pair.insert(pair_key, r.iot_id.clone());
             }
+            return ModelWrite::Done(UpsertOutcome::Stale { stored: at });
         }
-        if let Some(iot) = self.by_pair.get(&pair_key) {
-            if *iot != r.iot_id {
-                return ModelWrite::Conflict;
-            }
+        if conflicts {
+            return ModelWrite::Conflict;
         }
         // Every record not refused binds its device, stale or not.
         self.instances.insert(inst.clone());
+        later(
+            self.bound_at
+                .entry(iot_key.clone())
+                .or_insert(r.utc_modified),
+            r.utc_modified,
+        );
         self.by_iot
             .insert(iot_key, (r.product_key.clone(), r.device_name.clone()));
         self.by_pair.insert(pair_key, r.iot_id.clone());
-        let key = (inst, r.task_id.clone());
         if let Some(stored) = self.tasks.get(&key) {
             match version(stored).cmp(&version(r)) {
                 std::cmp::Ordering::Greater => {
@@ -248,6 +319,63 @@ impl Model {
             UpsertOutcome::Inserted
         };
         ModelWrite::Done(outcome)
+    }
+
+    fn remember_deleted(&mut self, key: (String, String), version: TaskRecord) {
+        match self.deleted.get(&key) {
+            Some(kept) if crate::version(kept) >= crate::version(&version) => {}
+            _ => {
+                self.deleted.insert(key, version);
+            }
+        }
+    }
+
+    fn remove_task(&mut self, instance: &str, task: &str, at: Timestamp) -> Removal {
+        self.instances.insert(instance.to_owned());
+        let key = (instance.to_owned(), task.to_owned());
+        later(self.task_tombs.entry(key.clone()).or_insert(at), at);
+        if self.tasks.get(&key).is_some_and(|t| t.utc_modified <= at) {
+            self.tasks.remove(&key);
+            return Removal {
+                tasks: 1,
+                unbound: false,
+            };
+        }
+        Removal::default()
+    }
+
+    fn remove_device(&mut self, instance: &str, iot: &str, at: Timestamp) -> Removal {
+        self.instances.insert(instance.to_owned());
+        let iot_key = (instance.to_owned(), iot.to_owned());
+        later(self.device_tombs.entry(iot_key.clone()).or_insert(at), at);
+        let Some((pk, dn)) = self.by_iot.get(&iot_key).cloned() else {
+            return Removal::default();
+        };
+        let pair_key = (instance.to_owned(), pk, dn);
+        later(self.pair_tombs.entry(pair_key.clone()).or_insert(at), at);
+        let mine: Vec<(String, String)> = self
+            .tasks
+            .iter()
+            .filter(|((inst, _), t)| inst == instance && t.iot_id == iot)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut removal = Removal::default();
+        for key in &mine {
+            if self.tasks[key].utc_modified <= at {
+                let version = self.tasks.remove(key).unwrap();
+                self.remember_deleted(key.clone(), version);
+                removal.tasks += 1;
+            }
+        }
+        // Unbound when no record naming it bound is newer than the removal.
+        if self.bound_at[&iot_key] <= at {
+            assert_eq!(removal.tasks, mine.len());
+            self.by_iot.remove(&iot_key);
+            self.by_pair.remove(&pair_key);
+            self.bound_at.remove(&iot_key);
+            removal.unbound = true;
+        }
+        removal
     }
 
     fn query(
@@ -332,6 +460,35 @@ fn run(shards: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 prop_assert_eq!(
                     engine.remove(INSTANCES[*instance], TASK_IDS[*task]),
                     Ok(want)
+                );
+            }
+            Op::RemoveTask {
+                instance,
+                task,
+                time,
+            } => {
+                let at = Timestamp::from_millis(TIMES[*time]);
+                let want = model.remove_task(INSTANCES[*instance], TASK_IDS[*task], at);
+                prop_assert_eq!(
+                    engine.remove_task(INSTANCES[*instance], TASK_IDS[*task], at),
+                    Ok(want),
+                    "step {}",
+                    step
+                );
+            }
+            Op::RemoveDevice {
+                instance,
+                device,
+                time,
+            } => {
+                let at = Timestamp::from_millis(TIMES[*time]);
+                let iot = DEVICES[*device].0;
+                let want = model.remove_device(INSTANCES[*instance], iot, at);
+                prop_assert_eq!(
+                    engine.remove_device(INSTANCES[*instance], iot, at),
+                    Ok(want),
+                    "step {}",
+                    step
                 );
             }
             Op::Load(recs) => {
@@ -1085,19 +1242,64 @@ fn every_answer(engine: &Engine) -> Vec<String> {
     out
 }
 
-/// Writes one of three ways: upserts one by one, `write_batch` in chunks, or bulk loads in
-/// chunks (chunk sizes from `cuts`).
-fn write_all(engine: &Engine, records: &[TaskRecord], how: u8, cuts: &[usize]) {
-    let mut rest = records;
+/// One write of the convergence test: a record or a removal.
+#[derive(Debug, Clone)]
+enum Write {
+    Record(Box<TaskRecord>),
+    RemoveTask(usize, usize, usize),
+    RemoveDevice(usize, usize, usize),
+}
+
+fn write() -> impl Strategy<Value = Write> {
+    prop_oneof![
+        8 => rec()
+            .prop_filter("consistent devices only", |r| r.device < 3)
+            .prop_map(|r| Write::Record(Box::new(r.record()))),
+        1 => (0..INSTANCES.len(), 0..TASK_IDS.len(), 0..TIMES.len())
+            .prop_map(|(i, t, m)| Write::RemoveTask(i, t, m)),
+        1 => (0..INSTANCES.len(), 0..3usize, 0..TIMES.len())
+            .prop_map(|(i, d, m)| Write::RemoveDevice(i, d, m)),
+    ]
+}
+
+/// Writes one of three ways: records upserted one by one, through `write_batch` in chunks,
+/// or bulk loaded in chunks (chunk sizes from `cuts`); removals one at a time between them.
+fn write_all(engine: &Engine, writes: &[Write], how: u8, cuts: &[usize]) {
+    let mut rest = writes;
     let mut k = 0;
-    while !rest.is_empty() {
+    while let Some(first) = rest.first() {
+        let at = |m: usize| Timestamp::from_millis(TIMES[m]);
+        match *first {
+            Write::RemoveTask(i, t, m) => {
+                engine
+                    .remove_task(INSTANCES[i], TASK_IDS[t], at(m))
+                    .unwrap();
+                rest = &rest[1..];
+                continue;
+            }
+            Write::RemoveDevice(i, d, m) => {
+                engine
+                    .remove_device(INSTANCES[i], DEVICES[d].0, at(m))
+                    .unwrap();
+                rest = &rest[1..];
+                continue;
+            }
+            Write::Record(_) => {}
+        }
+        let records: Vec<TaskRecord> = rest
+            .iter()
+            .map_while(|w| match w {
+                Write::Record(r) => Some((**r).clone()),
+                _ => None,
+            })
+            .collect();
         let n = match how % 3 {
             0 => 1,
-            _ => (1 + cuts[k % cuts.len()]).min(rest.len()),
+            _ => (1 + cuts[k % cuts.len()]).min(records.len()),
         };
         k += 1;
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
+        let chunk = &records[..n];
+        rest = &rest[n..];
         match how % 3 {
             0 => {
                 engine
@@ -1123,22 +1325,20 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Order never matters (reference section 2): a set of writes free of identity conflicts
-    /// (the three consistent devices), with ties to the millisecond (three instants), repeats
-    /// and every status, applied in two random orders, each through a random write path, ends
-    /// in the same store: the same tasks and the same answer to every query.
+    /// (the three consistent devices), with ties to the millisecond (three instants), repeats,
+    /// every status and removals of tasks and devices, applied in two random orders, each
+    /// through a random write path, ends in the same store: the same tasks and the same
+    /// answer to every query.
     #[test]
     fn any_order_and_any_replay_ends_in_the_same_store(
-        writes in proptest::collection::vec(
-            rec().prop_filter("consistent devices only", |r| r.device < 3),
-            1..40,
-        ),
+        writes in proptest::collection::vec(write(), 1..40),
         repeats in proptest::collection::vec(0usize..40, 0..10),
         order in any::<u64>(),
         paths in (0u8..3, 0u8..3),
         cuts in proptest::collection::vec(0usize..8, 1..6),
         shards in (1usize..5, 1usize..5),
     ) {
-        let mut first: Vec<TaskRecord> = writes.iter().map(Rec::record).collect();
+        let mut first = writes.clone();
         for &i in &repeats {
             let again = first[i % first.len()].clone();
             first.push(again);
@@ -1157,11 +1357,16 @@ proptest! {
         write_all(&b, &second, paths.1, &cuts);
         a.internal_validate().map_err(TestCaseError::fail)?;
         b.internal_validate().map_err(TestCaseError::fail)?;
-        prop_assert_eq!(sorted_tasks(&a), sorted_tasks(&b));
-        prop_assert_eq!(a.device_count(), b.device_count());
+        let describe = |w: &[Write]| w.iter().map(|w| match w {
+            Write::Record(r) => format!("R({} {} {} {:?} m{} v{})", r.task_id, r.iot_id, r.iot_instance_id, r.status, r.utc_modified.as_millis(), r.firmware_id),
+            Write::RemoveTask(i, t, m) => format!("RT({} {} m{})", INSTANCES[*i], TASK_IDS[*t], TIMES[*m]),
+            Write::RemoveDevice(i, d, m) => format!("RD({} {} m{})", INSTANCES[*i], DEVICES[*d].0, TIMES[*m]),
+        }).collect::<Vec<_>>().join(" ");
+        prop_assert_eq!(sorted_tasks(&a), sorted_tasks(&b), "\nA {:?}: {}\nB {:?}: {}", paths.0, describe(&first), paths.1, describe(&second));
+        prop_assert_eq!(a.device_count(), b.device_count(), "\nA {:?}: {}\nB {:?}: {}", paths.0, describe(&first), paths.1, describe(&second));
         prop_assert_eq!(every_answer(&a), every_answer(&b));
         // Replaying everything once more changes nothing.
         write_all(&a, &second, paths.1, &cuts);
-        prop_assert_eq!(sorted_tasks(&a), sorted_tasks(&b));
+        prop_assert_eq!(sorted_tasks(&a), sorted_tasks(&b), "\nREPLAY A {:?}: {}\nB {:?}: {}", paths.0, describe(&first), paths.1, describe(&second));
     }
 }

@@ -41,6 +41,10 @@ pub(super) struct Overlay {
     pub(super) by_pair: TagTable,
     /// (instance, taskId) → the task's latest record that is not stale.
     pub(super) latest: TagTable,
+    /// (instance, taskId) → the greatest record that, covered by its device's removal and
+    /// greater than the task's latest version, will delete the task when applied (only
+    /// while the store holds tombstones).
+    pub(super) deleted: Option<TagTable>,
     /// The store held no task and no device when the batch began (a first load): no record
     /// needs looking up there. The writer lock, held throughout, keeps it so.
     pub(super) store_empty: bool,
@@ -54,6 +58,7 @@ impl Overlay {
             by_iot: TagTable::with_capacity(n, last),
             by_pair: TagTable::with_capacity(n, last),
             latest: TagTable::with_capacity(n, last),
+            deleted: (!dir.tombs.is_empty()).then(|| TagTable::with_capacity(n, last)),
             store_empty: dir.table.is_empty() && engine.device_count() == 0,
         }
     }
@@ -239,7 +244,8 @@ impl Engine {
             let k = self
                 .check_batch_record(&dir, Checking { i, hashes, bound }, &r, &mut overlay, &get)
                 .map_err(|e| (i, e))?;
-            previous = Some(r);
+            // A covered record binds nothing: the next one looks for itself.
+            previous = (!k.covered).then_some(r);
             known.push(k);
             let shard = self.shard_index(r.iot_id);
             shard_of.push(shard as u32);
@@ -352,6 +358,7 @@ impl Engine {
                             d
                         }
                     };
+                    shard.confirm_device(device, rec.utc_modified);
                     let row = shard
                         .insert_task(device, &rec)
                         .ok_or((i, WriteError::CapacityExceeded))?;
@@ -417,9 +424,19 @@ impl Engine {
         get: &impl Fn(usize) -> RecordRef<'r>,
     ) -> Result<Known, WriteError> {
         let Checking { i, hashes, bound } = at;
-        // In the order one-by-one upserts would look: the device (in the store, then bound by
-        // an earlier record), and only for a device bound nowhere, its pair (likewise).
-        let in_store = bound || (!overlay.store_empty && self.check_device(rec)?);
+        // `Some(true)`: covered by its device's removal, binding nothing; `Some(false)`: by
+        // its task's, binding its device when that contradicts no binding.
+        let covered = if overlay.deleted.is_some() {
+            self.check_covered(dir, at, rec, overlay, get)
+        } else {
+            None
+        };
+        if covered == Some(true) {
+            return Ok(Known {
+                covered: true,
+                ..Known::NOTHING
+            });
+        }
         let inst = rec.iot_instance_id;
         // The tables are sized for the whole batch, so these never run (an insert rebuilds
         // only past its size).
@@ -448,37 +465,53 @@ impl Engine {
             b.task_id == rec.task_id && b.iot_instance_id == inst
         };
         // True when neither the store nor an earlier record binds the device.
-        let mut unbound = false;
-        if !in_store {
-            match overlay.by_iot.find(hashes.iot, same_iot) {
-                Some(j) => {
-                    let b = matched.get().unwrap_or_else(|| get(j as usize));
-                    if (b.product_key, b.device_name) != (rec.product_key, rec.device_name) {
-                        return Err(conflict(
-                            rec,
-                            Binding::IotIdBoundTo {
-                                product_key: b.product_key.to_owned(),
-                                device_name: b.device_name.to_owned(),
-                            },
-                        ));
+        let binding = || -> Result<bool, WriteError> {
+            // In the order one-by-one upserts would look: the device (in the store, then bound by
+            // an earlier record), and only for a device bound nowhere, its pair (likewise).
+            let in_store = bound || (!overlay.store_empty && self.check_device(rec)?);
+            let mut unbound = false;
+            if !in_store {
+                match overlay.by_iot.find(hashes.iot, same_iot) {
+                    Some(j) => {
+                        let b = matched.get().unwrap_or_else(|| get(j as usize));
+                        if (b.product_key, b.device_name) != (rec.product_key, rec.device_name) {
+                            return Err(conflict(
+                                rec,
+                                Binding::IotIdBoundTo {
+                                    product_key: b.product_key.to_owned(),
+                                    device_name: b.device_name.to_owned(),
+                                },
+                            ));
+                        }
                     }
-                }
-                None => {
-                    if !overlay.store_empty {
-                        self.check_pair(rec)?;
+                    None => {
+                        if !overlay.store_empty {
+                            self.check_pair(rec)?;
+                        }
+                        if let Some(j) = overlay.by_pair.find(hashes.pair, same_pair) {
+                            return Err(conflict(
+                                rec,
+                                Binding::PairBoundTo {
+                                    iot_id: get(j as usize).iot_id.to_owned(),
+                                },
+                            ));
+                        }
+                        unbound = true;
                     }
-                    if let Some(j) = overlay.by_pair.find(hashes.pair, same_pair) {
-                        return Err(conflict(
-                            rec,
-                            Binding::PairBoundTo {
-                                iot_id: get(j as usize).iot_id.to_owned(),
-                            },
-                        ));
-                    }
-                    unbound = true;
                 }
             }
-        }
+            Ok(unbound)
+        };
+        let unbound = match (binding(), covered) {
+            (Ok(unbound), _) => unbound,
+            (Err(_), Some(_)) => {
+                return Ok(Known {
+                    covered: true,
+                    ..Known::NOTHING
+                })
+            }
+            (Err(e), None) => return Err(e),
+        };
         // Every record not refused binds its device, one that changes no task included (a
         // binding is a fact about the device).
         let new_device = unbound;
@@ -486,6 +519,13 @@ impl Engine {
             // Record indices fit: the tables were made for this batch's last index.
             overlay.by_iot.insert(hashes.iot, i as u32, rehash_iot);
             overlay.by_pair.insert(hashes.pair, i as u32, rehash_pair);
+        }
+        if covered.is_some() {
+            return Ok(Known {
+                covered: true,
+                new_device,
+                ..Known::NOTHING
+            });
         }
         let latest = overlay.latest.find(hashes.task, same_task);
         // Whether the task exists before this record, and whether its version there is
@@ -512,7 +552,63 @@ impl Engine {
             new_task: !exists,
             new_device,
             keeps_task: false,
+            covered: false,
         })
+    }
+
+    /// Whether a tombstone covers record `at.i`, as one-by-one writes would find when they
+    /// reach it: the store's tombstones, or the deletion an earlier record of the batch
+    /// covered by its device's removal will make (see [`Engine::write_covered`]); such a
+    /// record, greater than its task's latest version, is noted as one.
+    fn check_covered<'r>(
+        &self,
+        dir: &Directory,
+        at: Checking,
+        rec: &RecordRef<'r>,
+        overlay: &mut Overlay,
+        get: &impl Fn(usize) -> RecordRef<'r>,
+    ) -> Option<bool> {
+        let inst = rec.iot_instance_id;
+        let same_task = |j: u32| {
+            let b = get(j as usize);
+            b.task_id == rec.task_id && b.iot_instance_id == inst
+        };
+        let rehash_task = |j: u32| self.batch_hashes(&get(j as usize)).task;
+        let deleted = overlay.deleted.as_mut()?;
+        let earlier = deleted.find(at.hashes.task, same_task);
+        let cover = self
+            .known_instance(inst)
+            .and_then(|id| dir.tombs.covering(id, rec));
+        if cover.is_none() {
+            // Not greater than the version an earlier record's deletion leaves: covered as
+            // by its task's tombstone.
+            return earlier
+                .is_some_and(|j| rec.cmp_version(&get(j as usize)).is_le())
+                .then_some(false);
+        }
+        let cover = cover?;
+        if cover.device.is_some() {
+            let latest = overlay.latest.find(at.hashes.task, same_task);
+            // Whether applying it will delete the task (or, none being left, note it as the
+            // version deleted): it is greater than the task's latest version, if any.
+            let greater = match (latest, earlier) {
+                (Some(j), _) => rec.cmp_version(&get(j as usize)).is_gt(),
+                // An earlier record of the batch deletes the task: none is left.
+                (None, Some(j)) => rec.cmp_version(&get(j as usize)).is_gt(),
+                (None, None) => self.stored_keeps(dir, inst, rec) != Some(true),
+            };
+            if greater {
+                if let Some(j) = latest {
+                    overlay.latest.remove(at.hashes.task, j);
+                }
+                let deleted = overlay.deleted.as_mut().unwrap_or_else(|| unreachable!());
+                if let Some(j) = earlier {
+                    deleted.remove(at.hashes.task, j);
+                }
+                deleted.insert(at.hashes.task, at.i as u32, rehash_task);
+            }
+        }
+        Some(cover.device.is_some())
     }
 
     /// Whether the store's version of the record's task is greater or equal
@@ -592,6 +688,9 @@ impl Engine {
             return None;
         }
         let instance = self.known_instance(rec.iot_instance_id)?;
+        if dir.tombs.covering(instance, rec).is_some() {
+            return None; // stale before any check: the general path
+        }
         let (target, device_hash) = self.iot_location(instance, rec.iot_id);
         let hash = self.task_hash(instance, rec.task_id);
         let shard = shards[target].get_or_insert_with(|| self.inner.shards[target].0.read());
@@ -624,6 +723,7 @@ impl Engine {
             for &i in &order[from..to] {
                 let i = i as usize;
                 let (rec, found) = (get(i), plan[i].1);
+                guard.confirm_device(found.device, rec.utc_modified);
                 if let Some(kept) = kept_over(guard, found.row, &rec) {
                     summary.count(kept);
                 } else {

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 
 use hashbrown::HashMap;
 
+use super::remove::Tombstones;
 use super::Engine;
 use crate::store::{DeviceIdx, InstanceId, RowIdx};
 use crate::table::tagtable::TagTable;
@@ -25,6 +26,8 @@ pub(super) struct Loc(pub(super) u32);
 #[derive(Default)]
 pub(super) struct Directory {
     pub(super) table: TagTable,
+    /// The removals' tombstones (only writers read them).
+    pub(super) tombs: Tombstones,
 }
 
 /// (instance, productKey, deviceName) → device, for queries by name.

@@ -29,6 +29,8 @@ pub struct MemoryUsage {
     /// The locks' reader slots (128 bytes for each of 64 threads, for each shard and each
     /// directory shard).
     pub locks: usize,
+    /// The removals' tombstones (approximate: keys and entries).
+    pub tombstones: usize,
 }
 
 impl MemoryUsage {
@@ -42,6 +44,7 @@ impl MemoryUsage {
             + self.task_directory
             + self.pair_directory
             + self.locks
+            + self.tombstones
     }
 }
 
@@ -77,9 +80,13 @@ impl Engine {
     /// Bytes held, by part. Like [`Engine::get`], it takes the writers' mutex (for the task
     /// directory's size): not to be called while the thread holds an answer.
     pub fn memory_usage(&self) -> MemoryUsage {
-        let mut m = MemoryUsage {
-            task_directory: self.inner.writer.lock().table.heap_bytes(),
-            ..MemoryUsage::default()
+        let mut m = {
+            let dir = self.inner.writer.lock();
+            MemoryUsage {
+                task_directory: dir.table.heap_bytes(),
+                tombstones: dir.tombs.heap_bytes(),
+                ..MemoryUsage::default()
+            }
         };
         for s in self.inner.shards.iter() {
             let shard = s.0.read().memory();
@@ -122,6 +129,9 @@ impl Engine {
             live += shard.live_rows();
             for (di, dev) in shard.devices.iter().enumerate() {
                 let d = DeviceIdx(di as u32);
+                if !shard.device_is_live(d) {
+                    continue;
+                }
                 if dev.instance.idx() >= instances {
                     return Err(format!("device {di} of shard {si} has an unknown instance"));
                 }

@@ -54,6 +54,7 @@ mod directory;
 mod error;
 mod memory;
 mod read;
+mod remove;
 mod write;
 
 #[cfg(test)]
@@ -76,6 +77,7 @@ pub use error::{Binding, UpsertOutcome, WriteError, WriteSummary};
 pub use memory::MemoryUsage;
 pub(crate) use read::TaskCursor;
 pub use read::TaskFilter;
+pub use remove::Removal;
 
 /// The shard count of [`Engine::new`]: four for each CPU this process may run on
 /// ([`std::thread::available_parallelism`]; 1 when unknown), rounded up to a power of two,

@@ -396,7 +396,7 @@ impl Engine {
         self.inner
             .shards
             .iter()
-            .map(|s| s.0.read().devices.len())
+            .map(|s| s.0.read().live_devices())
             .sum()
     }
 

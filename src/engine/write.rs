@@ -43,6 +43,8 @@ pub(super) struct Known {
     /// The task's latest version is greater or equal: the record changes no task (it is
     /// stale or a no-op), and binds its device all the same.
     pub(super) keeps_task: bool,
+    /// A tombstone covers the record: stale before any other check, it binds nothing.
+    pub(super) covered: bool,
 }
 
 impl Known {
@@ -50,6 +52,7 @@ impl Known {
         new_task: false,
         new_device: false,
         keeps_task: false,
+        covered: false,
     };
 }
 
@@ -123,7 +126,20 @@ impl Engine {
 
     /// [`Engine::upsert`] for a borrowed record.
     pub fn upsert_ref(&self, record: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
-        let dir = self.inner.writer.lock();
+        let mut dir = self.inner.writer.lock();
+        if !dir.tombs.is_empty() {
+            // A record a tombstone covers is stale before any check but its fields'.
+            if let Some(instance) = self.known_instance(record.iot_instance_id) {
+                if dir.tombs.covering(instance, record).is_some() {
+                    drop(dir);
+                    record.validate()?;
+                    dir = self.inner.writer.lock();
+                    if let Some(cover) = dir.tombs.covering(instance, record) {
+                        return Ok(self.write_covered(&mut dir, instance, record, cover));
+                    }
+                }
+            }
+        }
         // The usual event, a status change, repeats every string of the stored task: those
         // were validated when stored, so the record needs no validation (the field rules were
         // a third of an upsert's instructions). Anything else is validated first, as always.
@@ -321,6 +337,7 @@ impl Engine {
                 },
             )));
         }
+        guard.confirm_device(d, rec.utc_modified);
         if let Some(outcome) = kept_over(&guard, found.row, rec) {
             return InPlace::Done(Ok(outcome));
         }
@@ -333,6 +350,52 @@ impl Engine {
         )
     }
 
+    /// The record's device, found, or added and bound to its pair (`new`: known not to be
+    /// there), with its shard. The record's identity was checked.
+    pub(super) fn bind_device(
+        &self,
+        instance: InstanceId,
+        rec: &RecordRef<'_>,
+        new: bool,
+    ) -> Result<(usize, DeviceIdx), WriteError> {
+        let target = self.shard_index(rec.iot_id);
+        let found = if new {
+            None
+        } else {
+            self.inner.shards[target]
+                .0
+                .read()
+                .find_device(instance, rec.iot_id)
+        };
+        if let Some(d) = found {
+            self.inner.shards[target]
+                .0
+                .write()
+                .confirm_device(d, rec.utc_modified);
+            return Ok((target, d));
+        }
+        let device = {
+            let mut shard = self.inner.shards[target].0.write();
+            let d = shard
+                .add_device(instance, rec.iot_id, rec.product_key, rec.device_name)
+                .ok_or(WriteError::CapacityExceeded)?;
+            shard.confirm_device(d, rec.utc_modified);
+            d
+        };
+        let hash = self.pair_hash(instance, rec.product_key, rec.device_name);
+        let loc = self.loc(target, device.0);
+        let mut pairs = self.inner.pairs[self.pair_shard(hash)].0.write();
+        let stored = pairs
+            .table
+            .insert(hash, loc.0, |a| self.pair_hash_at(Loc(a)));
+        pairs.size_hints(0);
+        debug_assert!(
+            stored,
+            "a location is at most MAX_ADDR (the shards' capacity)"
+        );
+        Ok((target, device))
+    }
+
     /// Applies one validated, identity-checked record, skipping the lookups whose answers
     /// `known` gives. Called with the writer lock held.
     pub(super) fn apply(
@@ -342,6 +405,9 @@ impl Engine {
         known: Known,
     ) -> Result<UpsertOutcome, WriteError> {
         let instance = self.instance_for_write(rec.iot_instance_id);
+        if let Some(cover) = dir.tombs.covering(instance, rec) {
+            return Ok(self.write_covered(dir, instance, rec, cover));
+        }
         let old = if known.new_task {
             None
         } else {
@@ -352,39 +418,7 @@ impl Engine {
             let (shard, row) = self.unloc(loc);
             kept_over(&self.inner.shards[shard].0.read(), RowIdx(row), rec)
         });
-        let target = self.shard_index(rec.iot_id);
-        let found = if known.new_device {
-            None
-        } else {
-            self.inner.shards[target]
-                .0
-                .read()
-                .find_device(instance, rec.iot_id)
-        };
-        let (device, new_device) = match found {
-            Some(d) => (d, false),
-            None => {
-                let d = self.inner.shards[target]
-                    .0
-                    .write()
-                    .add_device(instance, rec.iot_id, rec.product_key, rec.device_name)
-                    .ok_or(WriteError::CapacityExceeded)?;
-                (d, true)
-            }
-        };
-        if new_device {
-            let hash = self.pair_hash(instance, rec.product_key, rec.device_name);
-            let loc = self.loc(target, device.0);
-            let mut pairs = self.inner.pairs[self.pair_shard(hash)].0.write();
-            let stored = pairs
-                .table
-                .insert(hash, loc.0, |a| self.pair_hash_at(Loc(a)));
-            pairs.size_hints(0);
-            debug_assert!(
-                stored,
-                "a location is at most MAX_ADDR (the shards' capacity)"
-            );
-        }
+        let (target, device) = self.bind_device(instance, rec, known.new_device)?;
         if let Some(outcome) = kept {
             return Ok(outcome);
         }

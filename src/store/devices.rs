@@ -7,16 +7,22 @@ use hashbrown::DefaultHashBuilder;
 use smallvec::SmallVec;
 
 use super::{instance_hash, DeviceIdx, InstanceId, RowIdx, Shard};
+use crate::model::Timestamp;
 use crate::raw::column::Column;
 use crate::raw::prefetch::prefetch;
 use crate::table::intern::{ByteSlab, SlabRef, Sym};
 
-/// A device: its identity and its unfinished tasks.
+/// A device: its identity and its unfinished tasks. A removed device's slot holds
+/// a free device (no instance) until a new device takes it.
 pub(crate) struct Device {
     pub(crate) iot: SlabRef,
     pub(crate) name: SlabRef,
     pub(crate) product_key: Sym,
     pub(crate) instance: InstanceId,
+    /// The latest `utcModified` of a record that bound the device or named it bound, in
+    /// epoch milliseconds: a removal not older than it unbinds the device (every task of it
+    /// is then not newer than the removal either).
+    pub(crate) bound_at: i64,
     /// The device's unfinished rows, sorted by (`utcCreate`, `taskId` bytes): the answer's
     /// order, so a query never sorts. Inline up to four rows: most devices have 1–4 tasks.
     pub(crate) unfinished: SmallVec<[RowIdx; 4]>,
@@ -44,6 +50,20 @@ pub(super) struct Locality {
     /// The device's `iotId` bytes in the device string slab (its name follows them), or
     /// [`Locality::NONE`].
     pub(super) iot: u32,
+}
+
+impl Device {
+    /// A free slot: no instance, no strings.
+    fn free() -> Device {
+        Device {
+            iot: SlabRef(u32::MAX),
+            name: SlabRef(u32::MAX),
+            product_key: Sym(u32::MAX),
+            instance: InstanceId::FREE,
+            bound_at: i64::MIN,
+            unfinished: SmallVec::new(),
+        }
+    }
 }
 
 impl Locality {
@@ -148,7 +168,9 @@ impl Shard {
         self.locality = Column::filled(want, Locality::EMPTY);
         self.locality_memo = None;
         for d in 0..self.devices.len() as u32 {
-            self.refresh_locality(DeviceIdx(d));
+            if self.device_is_live(DeviceIdx(d)) {
+                self.refresh_locality(DeviceIdx(d));
+            }
         }
     }
 
@@ -176,10 +198,10 @@ impl Shard {
         product_key: &str,
         device_name: &str,
     ) -> Option<DeviceIdx> {
-        if self.devices.len() >= self.capacity as usize {
+        let reuse = self.free_devices.last().copied();
+        if reuse.is_none() && self.devices.len() >= self.capacity as usize {
             return None;
         }
-        let idx = self.devices.len() as u32;
         let product_key = self.dict.intern(product_key)?;
         let Some(iot_ref) = self.device_strs.alloc(iot) else {
             self.dict.release(product_key);
@@ -190,13 +212,25 @@ impl Shard {
             self.dict.release(product_key);
             return None;
         };
-        self.devices.push(Device {
+        let device = Device {
             iot: iot_ref,
             name,
             product_key,
             instance,
+            bound_at: i64::MIN,
             unfinished: SmallVec::new(),
-        });
+        };
+        let idx = match reuse {
+            Some(free) => {
+                self.free_devices.pop();
+                self.devices[free as usize] = device;
+                free
+            }
+            None => {
+                self.devices.push(device);
+                (self.devices.len() - 1) as u32
+            }
+        };
         let hash = self.iot_hash(instance, iot);
         let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
         let stored = self
@@ -210,6 +244,72 @@ impl Shard {
             self.refresh_locality(DeviceIdx(idx));
         }
         Some(DeviceIdx(idx))
+    }
+
+    /// Forgets device `d`, which no row names any more: its binding, its `iotId` index
+    /// entry, its locality entry, its strings; its slot is reused by a later device.
+    pub(crate) fn remove_device(&mut self, d: DeviceIdx) {
+        debug_assert!(self.devices[d.idx()].unfinished.is_empty());
+        let hash = device_hash(&self.hasher, &self.devices, &self.device_strs, d.0);
+        self.by_iot.remove(hash, d.0);
+        self.locality_memo = None;
+        let owned = self
+            .locality_slot(hash)
+            .filter(|&slot| self.locality[slot].iot == self.devices[d.idx()].iot.0);
+        let dev = std::mem::replace(&mut self.devices[d.idx()], Device::free());
+        self.device_strs.free(dev.iot);
+        self.device_strs.free(dev.name);
+        self.dict.release(dev.product_key);
+        self.free_devices.push(d.0);
+        if let Some(slot) = owned {
+            // Another device of the slot takes it over, if there is one (a scan: removals
+            // are rare), so that no device's slot is left empty.
+            self.locality[slot] = Locality::EMPTY;
+            let heir = (0..self.devices.len() as u32)
+                .map(DeviceIdx)
+                .find(|&other| {
+                    self.device_is_live(other)
+                        && self.locality_slot(device_hash(
+                            &self.hasher,
+                            &self.devices,
+                            &self.device_strs,
+                            other.0,
+                        )) == Some(slot)
+                });
+            if let Some(heir) = heir {
+                self.refresh_locality(heir);
+            }
+        }
+    }
+
+    /// Notes a record of `at` that names device `d` bound as it is (see [`Device::bound_at`]).
+    #[inline]
+    pub(crate) fn confirm_device(&mut self, d: DeviceIdx, at: Timestamp) {
+        let dev = &mut self.devices[d.idx()];
+        dev.bound_at = dev.bound_at.max(at.as_millis());
+    }
+
+    /// The latest `utcModified` of a record that named device `d` bound.
+    pub(crate) fn device_bound_at(&self, d: DeviceIdx) -> Timestamp {
+        Timestamp::from_millis(self.devices[d.idx()].bound_at)
+    }
+
+    /// Whether slot `d` holds a device (not one removed and not yet reused).
+    pub(crate) fn device_is_live(&self, d: DeviceIdx) -> bool {
+        self.devices
+            .get(d.idx())
+            .is_some_and(|dev| dev.instance != InstanceId::FREE)
+    }
+
+    /// The devices bound, removed ones not counted.
+    pub(crate) fn live_devices(&self) -> usize {
+        self.devices.len() - self.free_devices.len()
+    }
+
+    /// Every row of device `d`, finished ones included (a scan of the shard's rows: for the
+    /// rare removal of a device).
+    pub(crate) fn device_rows(&self, d: DeviceIdx) -> Vec<RowIdx> {
+        self.rows().filter(|&r| self.row_device(r) == d).collect()
     }
 
     pub(crate) fn device(&self, d: DeviceIdx) -> &Device {

@@ -29,3 +29,8 @@ id_type!(
     /// A platform instance of the engine; 0 is the default instance.
     InstanceId
 );
+
+impl InstanceId {
+    /// No instance: a removed device's slot.
+    pub(crate) const FREE: InstanceId = InstanceId(u32::MAX);
+}

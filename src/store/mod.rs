@@ -94,6 +94,8 @@ pub(crate) struct Shard {
     /// Each row's progress and description, by row (as long as `rows`).
     extras: Column<RowExtras>,
     free_rows: Vec<u32>,
+    /// Slots of removed devices, reused by the next devices added.
+    free_devices: Vec<u32>,
     pub(crate) devices: Column<Device>,
     /// iotId and deviceName bytes of the devices (never freed: devices are permanent).
     device_strs: ByteSlab,
@@ -122,6 +124,7 @@ impl Shard {
             rows: Column::new(),
             extras: Column::new(),
             free_rows: Vec::new(),
+            free_devices: Vec::new(),
             devices: Column::new(),
             device_strs: ByteSlab::default(),
             by_iot: TagTable::default(),

@@ -88,8 +88,30 @@ impl Shard {
         if self.variant_table.len() != self.variants.len() - self.variant_free.len() {
             return Err("variant table size differs from live variants".into());
         }
-        for d in self.devices.iter() {
-            *sym_refs.entry(d.product_key).or_default() += 1;
+        for (i, d) in self.devices.iter().enumerate() {
+            if self.device_is_live(DeviceIdx(i as u32)) {
+                *sym_refs.entry(d.product_key).or_default() += 1;
+            }
+        }
+        let mut free_devices = self.free_devices.clone();
+        free_devices.sort_unstable();
+        free_devices.dedup();
+        if free_devices.len() != self.free_devices.len() {
+            return Err("a device slot is on the free list twice".into());
+        }
+        for i in 0..self.devices.len() as u32 {
+            let listed = free_devices.binary_search(&i).is_ok();
+            if listed == self.device_is_live(DeviceIdx(i)) {
+                return Err(format!(
+                    "device slot {i}: free marker and free list disagree"
+                ));
+            }
+        }
+        if let Some(r) = self
+            .rows()
+            .find(|&r| !self.device_is_live(self.row_device(r)))
+        {
+            return Err(format!("row {r:?} names a removed device"));
         }
         if self.extras.len() != self.rows.len() {
             return Err(format!(
@@ -119,7 +141,7 @@ impl Shard {
             return Err("a held string is not live".into());
         }
         // Devices: index, posting lists exactly the unfinished rows, in order.
-        if self.by_iot.len() != self.devices.len() {
+        if self.by_iot.len() != self.live_devices() {
             return Err("device index size differs from devices".into());
         }
         let (devices, strs, hasher) = (&self.devices, &self.device_strs, &self.hasher);
@@ -141,6 +163,12 @@ impl Shard {
         let mut posted = 0usize;
         for (i, dev) in self.devices.iter().enumerate() {
             let d = DeviceIdx(i as u32);
+            if !self.device_is_live(d) {
+                if !dev.unfinished.is_empty() {
+                    return Err(format!("removed device {i} posts rows"));
+                }
+                continue;
+            }
             if self.find_device(dev.instance, self.device_iot(d)) != Some(d) {
                 return Err(format!("device {i} does not look up by iotId"));
             }
