@@ -139,7 +139,7 @@ pub mod reference {}
 
 pub use engine::{
     default_shards, Binding, DeviceHint, Engine, HeldDevice, MemoryUsage, Removal, TaskFilter,
-    TaskView, Unfinished, UpsertOutcome, WriteError, WriteSummary,
+    TaskView, Unfinished, UpsertOutcome, Write, WriteError, WriteSummary,
 };
 pub use ingest::{
     DumpReport, LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES,

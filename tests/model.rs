@@ -1262,59 +1262,78 @@ fn write() -> impl Strategy<Value = Write> {
     ]
 }
 
-/// Writes one of three ways: records upserted one by one, through `write_batch` in chunks,
-/// or bulk loaded in chunks (chunk sizes from `cuts`); removals one at a time between them.
+/// The engine's form of a convergence write.
+fn as_write(w: &Write) -> ota_index::Write<'_> {
+    let at = |m: usize| Timestamp::from_millis(TIMES[m]);
+    match w {
+        Write::Record(r) => ota_index::Write::Record(TaskRecord::as_ref(r)),
+        Write::RemoveTask(i, t, m) => ota_index::Write::RemoveTask {
+            instance: INSTANCES[*i],
+            task_id: TASK_IDS[*t],
+            utc_modified: at(*m),
+        },
+        Write::RemoveDevice(i, d, m) => ota_index::Write::RemoveDevice {
+            instance: INSTANCES[*i],
+            iot_id: DEVICES[*d].0,
+            pair: None,
+            utc_modified: at(*m),
+        },
+    }
+}
+
+/// Writes one of three ways: one at a time (upserts and removals), through
+/// `Engine::apply_writes` in chunks, or bulk loaded in chunks as JSON Lines, removal lines
+/// among the records (chunk sizes from `cuts`).
 fn write_all(engine: &Engine, writes: &[Write], how: u8, cuts: &[usize]) {
     let mut rest = writes;
     let mut k = 0;
-    while let Some(first) = rest.first() {
-        let at = |m: usize| Timestamp::from_millis(TIMES[m]);
-        match *first {
-            Write::RemoveTask(i, t, m) => {
-                engine
-                    .remove_task(INSTANCES[i], TASK_IDS[t], at(m))
-                    .unwrap();
-                rest = &rest[1..];
-                continue;
-            }
-            Write::RemoveDevice(i, d, m) => {
-                engine
-                    .remove_device(INSTANCES[i], DEVICES[d].0, at(m))
-                    .unwrap();
-                rest = &rest[1..];
-                continue;
-            }
-            Write::Record(_) => {}
-        }
-        let records: Vec<TaskRecord> = rest
-            .iter()
-            .map_while(|w| match w {
-                Write::Record(r) => Some((**r).clone()),
-                _ => None,
-            })
-            .collect();
+    while !rest.is_empty() {
         let n = match how % 3 {
             0 => 1,
-            _ => (1 + cuts[k % cuts.len()]).min(records.len()),
+            _ => (1 + cuts[k % cuts.len()]).min(rest.len()),
         };
         k += 1;
-        let chunk = &records[..n];
-        rest = &rest[n..];
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        let writes: Vec<ota_index::Write<'_>> = chunk.iter().map(as_write).collect();
         match how % 3 {
-            0 => {
-                engine
-                    .upsert(&chunk[0])
-                    .expect("conflict-free writes are accepted");
-            }
+            0 => match writes[0] {
+                ota_index::Write::Record(r) => {
+                    engine
+                        .upsert_ref(&r)
+                        .expect("conflict-free writes are accepted");
+                }
+                ota_index::Write::RemoveTask {
+                    instance,
+                    task_id,
+                    utc_modified,
+                } => {
+                    engine.remove_task(instance, task_id, utc_modified).unwrap();
+                }
+                ota_index::Write::RemoveDevice {
+                    instance,
+                    iot_id,
+                    utc_modified,
+                    ..
+                } => {
+                    engine
+                        .remove_device(instance, iot_id, utc_modified)
+                        .unwrap();
+                }
+            },
             1 => {
-                let refs: Vec<_> = chunk.iter().map(TaskRecord::as_ref).collect();
                 engine
-                    .write_batch(&refs)
+                    .apply_writes(&writes)
                     .expect("conflict-free writes are accepted");
             }
             _ => {
+                let mut text = Vec::new();
+                for w in &writes {
+                    ota_index::ingest::write_jsonl_write(&mut text, w);
+                    text.push(b'\n');
+                }
                 engine
-                    .load_jsonl(&to_jsonl(chunk))
+                    .load_jsonl(&text)
                     .expect("conflict-free writes are accepted");
             }
         }

@@ -172,3 +172,115 @@ fn removals_check_their_fields_and_name_their_instance() {
     engine.remove_task("iot-2", "t1", t(1)).unwrap();
     assert_eq!(engine.instances(), ["", "iot-2"]);
 }
+
+fn line(task: &TaskRecord) -> String {
+    let mut out = Vec::new();
+    ota_index::fleet::write_record(&mut out, task);
+    String::from_utf8(out).unwrap()
+}
+
+/// Removal lines in a load: both spellings, their instance, unknown keys ignored, the order
+/// of the file (a name registered again after its device's removal line).
+#[test]
+fn a_load_applies_removal_lines_in_order() {
+    let engine = Engine::new();
+    let input = [
+        line(&task("t1", "dev-old", "lamp", 10)),
+        line(&task("t2", "dev-old", "lamp", 11)),
+        r#"{"op":"removeDevice","iotId":"dev-old","utcModified":"2024-10-27T03:33:20.020Z","note":[1]}"#.to_owned(),
+        line(&task("t3", "dev-new", "lamp", 30)),
+        format!(r#"{{"Op":"removeTask","TaskId":"t3","UtcModified":"{}"}}"#, t(25)),
+        format!(r#"{{"op":"removeTask","taskId":"t7","utcModified":"{}","iotInstanceId":"iot-2"}}"#, t(1)),
+    ]
+    .join("\n");
+    let report = engine.load_jsonl(input.as_bytes()).unwrap();
+    assert_eq!(report.records, 6);
+    assert_eq!(report.summary.inserted, 3);
+    assert_eq!((report.summary.removals, report.summary.removed), (3, 2));
+    assert_eq!(ids(&engine, &Query::by_name("pk1", "lamp")), ["t3"]);
+    assert_eq!(engine.instances(), ["", "iot-2"]);
+    engine.internal_validate().unwrap();
+}
+
+/// A bad removal line is refused naming its line and what is wrong, and nothing is applied.
+#[test]
+fn bad_removal_lines_are_refused() {
+    let good = line(&task("t1", "dev-1", "lamp", 10));
+    let at = t(20);
+    for (bad, wanted) in [
+        (r#"{"op":"removeTask","utcModified":"2024-10-27T03:33:20Z"}"#.to_owned(), "`taskId` is missing"),
+        (r#"{"op":"removeDevice","taskId":"t1","utcModified":"2024-10-27T03:33:20Z"}"#.to_owned(), "`iotId` is missing"),
+        (r#"{"op":"removeTask","taskId":"t1"}"#.to_owned(), "`utcModified` is missing"),
+        (r#"{"op":"removeTask","taskId":"t1","utcModified":"yesterday"}"#.to_owned(), "`utcModified` is not a UTC time"),
+        (r#"{"op":"deleteTask","taskId":"t1","utcModified":"2024-10-27T03:33:20Z"}"#.to_owned(), "field `op` must be"),
+        (r#"{"op":1,"taskId":"t1","utcModified":"2024-10-27T03:33:20Z"}"#.to_owned(), "field `op` must be a JSON string"),
+        (r#"{"op":"removeTask","Op":"removeTask","taskId":"t1","utcModified":"2024-10-27T03:33:20Z"}"#.to_owned(), "field `op` is given twice"),
+        (format!(r#"{{"op":"removeDevice","iotId":"dev 1","utcModified":"{at}"}}"#), "`iotId` holds"),
+        (format!(r#"{{"op":"removeTask","taskId":"t1","deviceName":"x","utcModified":"{at}"}}"#), "`deviceName` must be 4 to 32"),
+    ] {
+        let engine = Engine::new();
+        let error = engine
+            .load_jsonl(format!("{good}\n{bad}\n").as_bytes())
+            .expect_err(&bad);
+        assert_eq!(error.line, 2, "{bad}: {error}");
+        assert!(error.to_string().contains(wanted), "{bad}: {error}");
+        assert!(engine.is_empty(), "{bad}");
+    }
+}
+
+/// A dump carries the tombstones: loaded into an empty engine, it answers as the store, and
+/// the writes that made the store, replayed into both, leave them alike.
+#[test]
+fn a_dump_carries_the_tombstones() {
+    let writes = [
+        task("t1", "dev-a", "lamp-a", 10),
+        task("t2", "dev-a", "lamp-a", 12),
+        task("t3", "dev-b", "lamp-b", 10),
+        task("t4", "dev-c", "lamp-c", 40),
+    ];
+    let engine = Engine::new();
+    for w in &writes {
+        engine.upsert(w).unwrap();
+    }
+    engine.remove_device("", "dev-a", t(20)).unwrap();
+    engine.remove_task("", "t3", t(15)).unwrap();
+    engine.remove_device("", "dev-z", t(50)).unwrap();
+    let mut dump = Vec::new();
+    let report = engine.dump_jsonl(&mut dump).unwrap();
+    assert_eq!(report.records, engine.len());
+    assert!(report.removals >= 4, "{report:?}");
+    let copy = Engine::new();
+    copy.load_jsonl(&dump).unwrap();
+    let sorted = |e: &Engine| {
+        let mut t = e.tasks();
+        t.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+        t
+    };
+    assert_eq!(sorted(&copy), sorted(&engine));
+    // Every write again, and each earlier version: stale in both, alike.
+    for engine in [&engine, &copy] {
+        for w in &writes {
+            let outcome = engine.upsert(w).unwrap();
+            assert!(
+                matches!(
+                    outcome,
+                    UpsertOutcome::Stale { .. } | UpsertOutcome::Unchanged
+                ),
+                "{outcome:?}"
+            );
+        }
+        assert!(matches!(
+            engine.upsert(&task("t9", "dev-z", "lamp-z", 45)),
+            Ok(UpsertOutcome::Stale { .. })
+        ));
+    }
+    assert_eq!(sorted(&copy), sorted(&engine));
+    // The name of the removed device is free in both.
+    for engine in [&engine, &copy] {
+        assert_eq!(
+            engine.upsert(&task("t5", "dev-new", "lamp-a", 30)),
+            Ok(UpsertOutcome::Inserted)
+        );
+    }
+    copy.internal_validate().unwrap();
+}

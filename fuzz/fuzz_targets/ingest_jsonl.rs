@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(report) => {
             assert_eq!(report.records, non_blank, "records read");
             let s = report.summary;
-            assert_eq!(s.inserted + s.replaced + s.unchanged + s.stale, non_blank, "{s:?}");
+            assert_eq!(
+                s.inserted + s.replaced + s.unchanged + s.stale + s.removals,
+                non_blank,
+                "{s:?}"
+            );
             assert_eq!(engine.len(), before.len() + s.inserted, "{s:?}");
         }
         Err(error) => {

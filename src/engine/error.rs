@@ -87,11 +87,25 @@ pub struct WriteSummary {
     pub replaced: usize,
     /// Records equal to the stored task: no-ops.
     pub unchanged: usize,
-    /// Records dropped as lesser than the stored task.
+    /// Records dropped as lesser than the stored task (or covered by a removal).
     pub stale: usize,
+    /// Removals applied.
+    pub removals: usize,
+    /// Tasks deleted by removals.
+    pub removed: usize,
 }
 
 impl WriteSummary {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: WriteSummary) {
+        self.inserted += other.inserted;
+        self.replaced += other.replaced;
+        self.unchanged += other.unchanged;
+        self.stale += other.stale;
+        self.removals += other.removals;
+        self.removed += other.removed;
+    }
+
     pub(super) fn count(&mut self, outcome: UpsertOutcome) {
         match outcome {
             UpsertOutcome::Inserted => self.inserted += 1,

@@ -56,6 +56,7 @@ mod memory;
 mod read;
 mod remove;
 mod write;
+mod writes;
 
 #[cfg(test)]
 mod tests;
@@ -78,6 +79,7 @@ pub use memory::MemoryUsage;
 pub(crate) use read::TaskCursor;
 pub use read::TaskFilter;
 pub use remove::Removal;
+pub use writes::Write;
 
 /// The shard count of [`Engine::new`]: four for each CPU this process may run on
 /// ([`std::thread::available_parallelism`]; 1 when unknown), rounded up to a power of two,

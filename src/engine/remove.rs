@@ -5,7 +5,7 @@ use hashbrown::HashMap;
 
 use super::directory::{Directory, Loc};
 use super::write::kept_over;
-use super::{Engine, TaskView, UpsertOutcome, WriteError};
+use super::{Engine, TaskView, UpsertOutcome, Write, WriteError};
 use crate::model::{Field, FieldError, RecordRef, TaskFields, TaskRecord, Timestamp, Violation};
 use crate::store::{DeviceIdx, InstanceId, RowIdx};
 
@@ -161,6 +161,13 @@ impl Tombstones {
         }
     }
 
+    /// Every task version deleted with its device: (instance, the version).
+    pub(super) fn deleted_versions(&self) -> impl Iterator<Item = (InstanceId, &TaskRecord)> {
+        self.deleted
+            .iter()
+            .flat_map(|(&inst, d)| d.values().map(move |v| (inst, v)))
+    }
+
     /// Every task tombstone: (instance, taskId, removal).
     pub(super) fn task_tombs(&self) -> impl Iterator<Item = (InstanceId, &str, Timestamp)> {
         self.tasks
@@ -204,6 +211,35 @@ fn check_removal(key: (Field, &str), instance: &str, at: Timestamp) -> Result<()
 }
 
 impl Engine {
+    /// Calls `visit` with the tombstones as writes that make them again, in an order that
+    /// does: each task version deleted with its device (a record, with its instance), then
+    /// the devices' removals, then the tasks'. For a dump; writers wait meanwhile.
+    pub(crate) fn visit_tombstones(&self, mut visit: impl FnMut(Write<'_>)) {
+        let dir = self.inner.writer.lock();
+        let names: Vec<Box<str>> = self.inner.instances.read().names.clone();
+        let name = |inst: InstanceId| names.get(inst.idx()).map_or("", |n| &**n);
+        for (inst, version) in dir.tombs.deleted_versions() {
+            let mut record = version.as_ref();
+            record.iot_instance_id = name(inst);
+            visit(Write::Record(record));
+        }
+        for (inst, iot_id, tomb) in dir.tombs.device_tombs() {
+            visit(Write::RemoveDevice {
+                instance: name(inst),
+                iot_id,
+                pair: tomb.pair.as_ref().map(|(pk, dn)| (&**pk, &**dn)),
+                utc_modified: tomb.at,
+            });
+        }
+        for (inst, task_id, at) in dir.tombs.task_tombs() {
+            visit(Write::RemoveTask {
+                instance: name(inst),
+                task_id,
+                utc_modified: at,
+            });
+        }
+    }
+
     /// Removes task `task_id` of `instance` as of `utc_modified` (reference section 2): the
     /// task is deleted unless the stored task is newer, and a tombstone makes every record of
     /// it not newer than the removal stale, whenever it arrives. Of several removals of one

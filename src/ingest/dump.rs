@@ -15,6 +15,9 @@ const DUMP_RUN: usize = 4096;
 pub struct DumpReport {
     /// Task records written (one line each).
     pub records: usize,
+    /// Lines written for the tombstones: removals, and the versions deleted with their
+    /// device before them.
+    pub removals: usize,
     /// Bytes written.
     pub bytes: usize,
 }
@@ -49,6 +52,51 @@ pub fn write_jsonl_record(out: &mut Vec<u8>, task: &impl TaskFields) {
     out.push(b'}');
 }
 
+/// Writes one write as a JSON Lines line: a record, or a removal
+/// (`{"op":"removeTask",…}`, `{"op":"removeDevice",…}`, the instance only when it is not the
+/// default one).
+pub fn write_jsonl_write(out: &mut Vec<u8>, write: &crate::engine::Write<'_>) {
+    use crate::engine::Write as W;
+    let (op, key, id, instance, at) = match *write {
+        W::Record(record) => return write_jsonl_record(out, &record),
+        W::RemoveTask {
+            instance,
+            task_id,
+            utc_modified,
+        } => ("removeTask", "taskId", task_id, instance, utc_modified),
+        W::RemoveDevice {
+            instance,
+            iot_id,
+            utc_modified,
+            ..
+        } => ("removeDevice", "iotId", iot_id, instance, utc_modified),
+    };
+    out.extend_from_slice(b"{\"op\":\"");
+    out.extend_from_slice(op.as_bytes());
+    out.extend_from_slice(b"\",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    write_json_string(out, id);
+    if let W::RemoveDevice {
+        pair: Some((product_key, device_name)),
+        ..
+    } = *write
+    {
+        out.extend_from_slice(b",\"productKey\":");
+        write_json_string(out, product_key);
+        out.extend_from_slice(b",\"deviceName\":");
+        write_json_string(out, device_name);
+    }
+    out.extend_from_slice(b",\"utcModified\":\"");
+    out.extend_from_slice(&at.format());
+    out.push(b'"');
+    if !instance.is_empty() {
+        out.extend_from_slice(b",\"iotInstanceId\":");
+        write_json_string(out, instance);
+    }
+    out.push(b'}');
+}
+
 impl Engine {
     /// Writes every stored task to `out` as JSON Lines (reference section 2), without
     /// copying the store: a few thousand tasks are serialized under one shard read lock, then
@@ -72,8 +120,17 @@ impl Engine {
     /// ```
     pub fn dump_jsonl(&self, mut out: impl Write) -> io::Result<DumpReport> {
         let mut report = DumpReport::default();
-        let mut cursor = TaskCursor::default();
         let mut buf = Vec::with_capacity(DUMP_RUN * 512);
+        // The tombstones first, as the writes that make them (a record that a later line
+        // removes comes before that line); the live tasks after them.
+        self.visit_tombstones(|write| {
+            write_jsonl_write(&mut buf, &write);
+            buf.push(b'\n');
+            report.removals += 1;
+        });
+        out.write_all(&buf)?;
+        report.bytes += buf.len();
+        let mut cursor = TaskCursor::default();
         loop {
             buf.clear();
             let more = self.visit_tasks(&mut cursor, DUMP_RUN, |task| {

@@ -56,6 +56,9 @@ pub enum LoadErrorKind {
         /// The input's length in bytes.
         bytes: usize,
     },
+    /// The line's `op` (`Op`) key is not a removal's: given twice, not a string, or another
+    /// value than `removeTask` and `removeDevice`.
+    InvalidOp(String),
     /// The line is valid but cannot be applied (identity conflict, capacity).
     Write(WriteError),
     /// The file could not be read.
@@ -68,6 +71,7 @@ impl fmt::Display for LoadErrorKind {
             LoadErrorKind::Json(e) => write!(f, "malformed JSON: {e}"),
             LoadErrorKind::NotAnObject => f.write_str("a task record must be a JSON object"),
             LoadErrorKind::InvalidField(e) => write!(f, "{e}"),
+            LoadErrorKind::InvalidOp(why) => write!(f, "field `op` {why}"),
             LoadErrorKind::LineTooLong { bytes } => {
                 write!(
                     f,

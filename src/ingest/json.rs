@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::error::LoadErrorKind;
-use super::staged::{field_values, stage_decoded, Staged};
+use super::staged::{field_values, is_op_key, stage_decoded, Staged};
 use crate::model::Field;
 
 /// The first `\u` escape of `line` that is half of a surrogate pair without its other half:
@@ -86,7 +86,7 @@ pub(super) fn stage_serde(
             let mut pairs = Vec::new();
             while let Some(key) = map.next_key::<String>()? {
                 let raw = map.next_value::<&'de RawValue>()?.get();
-                if Field::from_key(&key).is_some() {
+                if Field::from_key(&key).is_some() || is_op_key(&key) {
                     pairs.push((key, raw));
                 }
             }

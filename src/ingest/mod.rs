@@ -31,7 +31,7 @@ use std::path::Path;
 use crate::engine::{Engine, WriteError, WriteSummary};
 use stager::Stager;
 
-pub use dump::{write_jsonl_record, DumpReport};
+pub use dump::{write_jsonl_record, write_jsonl_write, DumpReport};
 pub use error::{LoadError, LoadErrorKind};
 
 /// Longest line accepted, in bytes, not counting its line ending (`\n` or `\r\n`). A
@@ -45,16 +45,21 @@ pub const MAX_LOAD_BYTES: usize = u32::MAX as usize;
 /// What a bulk load did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadReport {
-    /// Non-blank lines read.
+    /// Non-blank lines read (records and removals).
     pub records: usize,
-    /// New tasks added, replaced tasks, records dropped as stale.
+    /// What the lines did: tasks added, replaced, unchanged, records dropped as stale, tasks
+    /// removed.
     pub summary: WriteSummary,
 }
 
 impl Engine {
-    /// Loads JSON Lines (reference section 2): one task record per line, camelCase or
-    /// PascalCase keys, blank lines skipped, unknown keys ignored. All or nothing: on error the
-    /// store is as it was, and the error names the line and the field.
+    /// Loads JSON Lines (reference section 2): one task record or removal per line, camelCase
+    /// or PascalCase keys, blank lines skipped, unknown keys ignored. Every line is read and
+    /// checked before anything is applied. All or nothing: on error the store is as it was,
+    /// and the error names the line and the field. An input that holds removal lines applies
+    /// in order, the records between two removals as one all-or-nothing batch: a line refused
+    /// for its identity after a removal leaves the lines before that removal's run applied
+    /// (a removal frees the bindings the records after it are checked against).
     ///
     /// ```
     /// use ota_index::{Engine, Field};
@@ -74,17 +79,39 @@ impl Engine {
             },
         };
         if let Err(parse_error) = stager.stage_all(input) {
-            // Report the first bad line: an earlier line may contradict a binding.
-            let n = stager.records.len();
+            // Report the first bad line: an earlier record (before any removal) may
+            // contradict a binding.
+            let n = stager.records_in_a_run(0);
             return Err(match self.first_identity_conflict(n, |i| stager.get(i)) {
                 Some(conflict) => write_error(&stager, conflict),
                 None => parse_error,
             });
         }
         let n = stager.records.len();
-        let summary = self
-            .write_batch_by(n, true, |i| stager.get(i), |i, l| stager.prefetch(i, l))
-            .map_err(|e| write_error(&stager, e))?;
+        let mut summary = WriteSummary::default();
+        let mut at = 0;
+        while at < n {
+            let run = stager.records_in_a_run(at);
+            if run == 0 {
+                let removal = stager.removal(at);
+                let done = self
+                    .apply_writes(std::slice::from_ref(&removal))
+                    .map_err(|(_, e)| write_error(&stager, (at, e)))?;
+                summary.add(done);
+                at += 1;
+                continue;
+            }
+            let done = self
+                .write_batch_by(
+                    run,
+                    true,
+                    |i| stager.get(at + i),
+                    |i, l| stager.prefetch(at + i, l),
+                )
+                .map_err(|(i, e)| write_error(&stager, (at + i, e)))?;
+            summary.add(done);
+            at += run;
+        }
         Ok(LoadReport {
             records: n,
             summary,

@@ -34,6 +34,8 @@ pub(super) struct Staged {
     pub(super) modified: Timestamp,
     pub(super) line: u32,
     pub(super) status: TaskStatus,
+    /// A record, or which removal.
+    pub(super) kind: LineKind,
     /// The strings are in the staging buffer (the line was decoded by serde_json), not in the
     /// input (a line the flat scanner read, the usual case): one test a record, not one a
     /// string, each time [`Stager::get`] makes it.
@@ -42,8 +44,26 @@ pub(super) struct Staged {
 
 const _: () = assert!(std::mem::size_of::<Staged>() == 88);
 
-/// A line's value of each field (by [`field_slot`]), as read from the line.
-pub(super) type Values<'v> = [Option<&'v str>; Field::ALL.len()];
+/// What a staged line is: a task record or a removal (reference section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum LineKind {
+    Record,
+    RemoveTask,
+    RemoveDevice,
+}
+
+/// A line's value of each field (by [`field_slot`]) and its `op`, as read from the line.
+#[derive(Clone, Copy)]
+pub(super) struct Values<'v> {
+    pub(super) fields: [Option<&'v str>; Field::ALL.len()],
+    pub(super) op: Option<&'v str>,
+}
+
+/// The `op` key, in either spelling.
+pub(super) fn is_op_key(key: &str) -> bool {
+    matches!(key.as_bytes(), [b'o' | b'O', b'p'])
+}
 
 /// Stages a record whose values were decoded (escapes, a parser's own buffers): they are
 /// copied to the staging buffer `bytes`.
@@ -90,7 +110,10 @@ pub(super) struct FieldTable<'v> {
 impl<'v> FieldTable<'v> {
     pub(super) fn new() -> FieldTable<'v> {
         FieldTable {
-            values: [None; Field::ALL.len()],
+            values: Values {
+                fields: [None; Field::ALL.len()],
+                op: None,
+            },
             fault: None,
         }
     }
@@ -100,6 +123,16 @@ impl<'v> FieldTable<'v> {
             return;
         }
         let Some(field) = Field::from_key(key) else {
+            if is_op_key(key) {
+                self.fault = match (self.values.op, value) {
+                    (Some(_), _) => Some(LoadErrorKind::InvalidOp("is given twice".into())),
+                    (None, None) => Some(LoadErrorKind::InvalidOp("must be a JSON string".into())),
+                    (None, Some(op)) => {
+                        self.values.op = Some(op);
+                        None
+                    }
+                };
+            }
             return;
         };
         let invalid = |violation| {
@@ -107,7 +140,7 @@ impl<'v> FieldTable<'v> {
                 field, violation,
             )))
         };
-        let slot = &mut self.values[field_slot(field)];
+        let slot = &mut self.values.fields[field_slot(field)];
         if slot.is_some() {
             self.fault = invalid(Violation::Duplicate);
             return;
@@ -136,8 +169,11 @@ pub(super) fn finish<'v>(
     mut keep: impl FnMut(&'v str) -> Span,
 ) -> Result<Staged, LoadErrorKind> {
     let invalid = |field, violation| LoadErrorKind::InvalidField(FieldError::new(field, violation));
+    if let Some(op) = values.op {
+        return finish_removal(values, op, number, base, decoded, keep);
+    }
     let get = |field: Field| -> Result<&'v str, LoadErrorKind> {
-        match values[field_slot(field)] {
+        match values.fields[field_slot(field)] {
             Some(v) => Ok(v),
             None if field == Field::IotInstanceId || field.is_optional() => Ok(""),
             None => Err(invalid(field, Violation::Missing)),
@@ -172,6 +208,80 @@ pub(super) fn finish<'v>(
         status,
         created,
         modified,
+        kind: LineKind::Record,
+        line: number as u32,
+    })
+}
+
+/// [`finish`] for a removal line (`op`): `removeTask` needs `taskId` and `utcModified`,
+/// `removeDevice` needs `iotId` and `utcModified` (and takes the pair it covers from
+/// `productKey` and `deviceName` when both are given); every other known key given follows
+/// its field's rule, in table order.
+fn finish_removal<'v>(
+    values: &Values<'v>,
+    op: &'v str,
+    number: usize,
+    base: u32,
+    decoded: bool,
+    mut keep: impl FnMut(&'v str) -> Span,
+) -> Result<Staged, LoadErrorKind> {
+    let invalid = |field, violation| LoadErrorKind::InvalidField(FieldError::new(field, violation));
+    let (kind, key) = match op {
+        "removeTask" => (LineKind::RemoveTask, Field::TaskId),
+        "removeDevice" => (LineKind::RemoveDevice, Field::IotId),
+        other => {
+            let shown: String = other.chars().take(64).collect();
+            return Err(LoadErrorKind::InvalidOp(format!(
+                "must be \"removeTask\" or \"removeDevice\", not {shown:?}"
+            )));
+        }
+    };
+    for field in [key, Field::UtcModified] {
+        if values.fields[field_slot(field)].is_none_or(str::is_empty) {
+            return Err(invalid(field, Violation::Missing));
+        }
+    }
+    let mut spans = [Span::default(); STAGED_STRINGS];
+    let mut status = TaskStatus::Confirm;
+    let (mut created, mut modified) = (Timestamp::from_millis(0), Timestamp::from_millis(0));
+    for field in Field::TABLE {
+        let Some(value) = values.fields[field_slot(field)] else {
+            continue;
+        };
+        match field {
+            Field::TaskStatus => {
+                status = TaskStatus::parse(value)
+                    .ok_or_else(|| invalid(field, Violation::UnknownStatus))?;
+            }
+            Field::UtcCreate | Field::UtcModified => {
+                let time = Timestamp::parse(value)
+                    .ok_or_else(|| invalid(field, Violation::BadTimestamp))?;
+                if field == Field::UtcCreate {
+                    created = time;
+                } else {
+                    modified = time;
+                }
+            }
+            _ => {
+                field.check(value).map_err(|v| invalid(field, v))?;
+                let at = Field::STRINGS
+                    .iter()
+                    .chain(&Field::OPTIONAL)
+                    .position(|&f| f == field);
+                if let Some(at) = at.filter(|_| !value.is_empty()) {
+                    spans[at] = keep(value);
+                }
+            }
+        }
+    }
+    Ok(Staged {
+        base,
+        strings: spans,
+        decoded,
+        status,
+        created,
+        modified,
+        kind,
         line: number as u32,
     })
 }

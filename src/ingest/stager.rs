@@ -4,8 +4,9 @@
 use super::error::{LoadError, LoadErrorKind};
 use super::flat::scan_flat;
 use super::json::stage_serde;
-use super::staged::{finish, FieldTable, Span, Staged};
+use super::staged::{finish, FieldTable, LineKind, Span, Staged};
 use super::{MAX_LINE_BYTES, MAX_LOAD_BYTES};
+use crate::engine::Write;
 use crate::model::{Field, RecordRef};
 use crate::raw::prefetch::{prefetch, prefetch_bytes};
 
@@ -63,6 +64,37 @@ impl<'a> Stager<'a> {
         let text = if r.decoded { &self.bytes } else { self.input };
         if lo < hi {
             prefetch_bytes(text.as_bytes(), r.base as usize + lo, hi - lo);
+        }
+    }
+
+    /// How many staged lines from `from` on are records, up to the next removal.
+    pub(super) fn records_in_a_run(&self, from: usize) -> usize {
+        self.records[from.min(self.records.len())..]
+            .iter()
+            .take_while(|r| r.kind == LineKind::Record)
+            .count()
+    }
+
+    /// Staged line `i` as a write.
+    pub(super) fn removal(&self, i: usize) -> Write<'_> {
+        let r = &self.records[i];
+        let record = self.get(i);
+        let known = |s: &str| (!s.is_empty()).then_some(());
+        match r.kind {
+            LineKind::RemoveDevice => Write::RemoveDevice {
+                instance: record.iot_instance_id,
+                iot_id: record.iot_id,
+                pair: known(record.product_key)
+                    .and(known(record.device_name))
+                    .map(|()| (record.product_key, record.device_name)),
+                utc_modified: record.utc_modified,
+            },
+            LineKind::RemoveTask => Write::RemoveTask {
+                instance: record.iot_instance_id,
+                task_id: record.task_id,
+                utc_modified: record.utc_modified,
+            },
+            LineKind::Record => Write::Record(record),
         }
     }
 
