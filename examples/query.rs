@@ -117,7 +117,7 @@ fn main() -> ExitCode {
         }
     };
     let engine = Engine::new();
-    if let Err(e) = engine.load_jsonl_file(&args.data) {
+    if let Err(e) = engine.load_jsonl_file_showing_progress(&args.data) {
         // A file that cannot be read: the error names it already.
         match e.kind {
             LoadErrorKind::Io(_) => eprintln!("query: {e}"),

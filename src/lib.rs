@@ -106,13 +106,14 @@
 //!
 //! - One process's memory: outgrow it by sharding devices over service instances
 //!   ([`shard_of`]); the crate builds no cluster and persists nothing (rebuild from the
-//!   platform's event stream or a JSON Lines export, [`Engine::tasks`]).
+//!   platform's event stream or a JSON Lines dump, [`Engine::dump_jsonl`]).
 //! - A bulk load becomes visible piece by piece while it applies (each task whole), not as
-//!   one atomic snapshot; a refused load applies nothing.
+//!   one atomic snapshot; a refused load (or streamed piece) applies nothing.
 //! - Queries by product key and device name route through a pair directory; a fleet
 //!   sharded by `iotId` needs the platform's device registry to route them (or asks every
 //!   instance).
-//! - Bounded sizes: JSON Lines lines of [`MAX_LINE_BYTES`], loads of [`MAX_LOAD_BYTES`],
+//! - Bounded sizes: JSON Lines lines of [`MAX_LINE_BYTES`], in-memory loads of
+//!   [`MAX_LOAD_BYTES`] (a streamed load is all or nothing for each [`LOAD_CHUNK_BYTES`]),
 //!   requests of `rpc::MAX_REQUEST_BYTES` (SECURITY.md lists every limit).
 // Two folders hold `unsafe`: `raw` (a cache prefetch hint, which Rust offers only as
 // `unsafe`; the large columns' own memory mappings) and `sync` (the shard lock: its data
@@ -142,7 +143,8 @@ pub use engine::{
     TaskView, Unfinished, UpsertOutcome, Write, WriteError, WriteSummary,
 };
 pub use ingest::{
-    DumpReport, LoadError, LoadErrorKind, LoadReport, MAX_LINE_BYTES, MAX_LOAD_BYTES,
+    DumpReport, LoadError, LoadErrorKind, LoadProgress, LoadReport, LOAD_CHUNK_BYTES,
+    MAX_LINE_BYTES, MAX_LOAD_BYTES,
 };
 pub use model::{
     Field, FieldError, FieldValue, PlainTask, Record, RecordRef, StatusSet, TaskFields, TaskRecord,

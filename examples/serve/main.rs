@@ -209,7 +209,7 @@ fn main() -> ExitCode {
     let engine = Engine::new();
     let mut demo = None;
     match &args.data {
-        Some(path) => match engine.load_jsonl_file(path) {
+        Some(path) => match engine.load_jsonl_file_showing_progress(path) {
             Ok(report) => {
                 let s = report.summary;
                 println!(

@@ -120,7 +120,9 @@ impl<'a> Stager<'a> {
         )
     }
 
-    pub(super) fn stage_all(&mut self, input: &[u8]) -> Result<(), LoadError> {
+    /// Stages every line of `input`, numbering them from `first_line + 1` (a byte-order mark
+    /// is skipped only before the input's first line, `first_line` 0).
+    pub(super) fn stage_all(&mut self, input: &[u8], first_line: usize) -> Result<(), LoadError> {
         if input.len() > MAX_LOAD_BYTES {
             return Err(LoadError {
                 line: 0,
@@ -128,12 +130,12 @@ impl<'a> Stager<'a> {
             });
         }
         // A UTF-8 byte-order mark before the first line is not part of it.
-        let mut start = if input.starts_with(b"\xEF\xBB\xBF") {
+        let mut start = if first_line == 0 && input.starts_with(b"\xEF\xBB\xBF") {
             3
         } else {
             0
         };
-        let mut number = 0;
+        let mut number = first_line;
         while start <= input.len() {
             let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
             let line = &input[start..end];

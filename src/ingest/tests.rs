@@ -7,7 +7,7 @@ const SEED: &str = r#"{"destVersion":"3.9.0","deviceName":"device_actived","firm
 /// Stages one line as a load does (the flat scanner if it reads the line, else serde_json).
 fn stage(line: &str) -> Result<TaskRecordOwned, LoadErrorKind> {
     let mut s = Stager::new(line.as_bytes());
-    s.stage_all(line.as_bytes()).map_err(|e| e.kind)?;
+    s.stage_all(line.as_bytes(), 0).map_err(|e| e.kind)?;
     Ok(s.get(0).to_owned())
 }
 
@@ -99,7 +99,7 @@ fn flat_and_decoded_lines_mix_and_an_invalid_byte_is_found_on_its_line() {
     let lines = [task("t1"), escaped, task("t3")];
     let input = lines.join("\n");
     let mut s = Stager::new(input.as_bytes());
-    s.stage_all(input.as_bytes()).unwrap();
+    s.stage_all(input.as_bytes(), 0).unwrap();
     let got: Vec<(String, String)> = (0..3)
         .map(|i| {
             let r = s.get(i).to_owned();
@@ -125,7 +125,7 @@ fn flat_and_decoded_lines_mix_and_an_invalid_byte_is_found_on_its_line() {
     input[fffd..fffd + 3].copy_from_slice(b"\xff\xfe\xfd");
     input.extend_from_slice(format!("\n{}", task("t5")).as_bytes());
     let mut s = Stager::new(&input);
-    let error = s.stage_all(&input).unwrap_err();
+    let error = s.stage_all(&input, 0).unwrap_err();
     assert_eq!(error.line, 3, "{error}");
     assert!(matches!(error.kind, LoadErrorKind::Json(_)), "{error}");
     assert_eq!(s.records.len(), 2);
@@ -244,7 +244,7 @@ fn values_at_the_end_of_the_longest_lines_are_staged_whole() {
     assert!(flat(&flat_line).is_some() && flat(&decoded_line).is_none());
     let input = format!("{flat_line}\n{decoded_line}\n{flat_line}\n{decoded_line}\n");
     let mut s = Stager::new(input.as_bytes());
-    s.stage_all(input.as_bytes()).unwrap();
+    s.stage_all(input.as_bytes(), 0).unwrap();
     assert_eq!(s.records.len(), 4);
     for i in 0..4 {
         assert_eq!(s.get(i).to_owned(), want, "record {i}");
@@ -292,7 +292,7 @@ fn field_faults_name_the_field() {
 fn crlf_lines_stay_flat() {
     let input = format!("{SEED}\r\n{}\r\n", SEED.replace("t1", "t2"));
     let mut s = Stager::new(input.as_bytes());
-    s.stage_all(input.as_bytes()).unwrap();
+    s.stage_all(input.as_bytes(), 0).unwrap();
     assert_eq!(s.records.len(), 2);
     assert!(s.records.iter().all(|r| !r.decoded));
     assert_eq!(s.get(0).to_owned(), stage(SEED).unwrap());
@@ -307,4 +307,95 @@ fn malformed_lines_are_json_errors() {
         stage(&format!("{SEED} x")),
         Err(LoadErrorKind::Json(_))
     ));
+}
+
+/// A reader that gives its input a few bytes at a time, as a pipe may.
+struct Trickle<'a>(&'a [u8], usize);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.1.min(self.0.len()).min(out.len());
+        out[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+fn sorted(engine: &crate::Engine) -> Vec<crate::TaskRecord> {
+    let mut t = engine.tasks();
+    t.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+    t
+}
+
+/// A load streamed in pieces of whole lines gives the store of one load, whatever the
+/// reads' sizes; progress grows to the whole input; line numbers count over the whole input.
+#[test]
+fn a_streamed_load_is_the_whole_load_in_pieces() {
+    let jsonl = crate::fleet::Fleet::new(600).to_jsonl();
+    let mut input = b"\xEF\xBB\xBF".to_vec(); // a byte-order mark, skipped before line 1
+    input.extend(
+        jsonl
+            .split(|&b| b == b'\n')
+            .flat_map(|l| [l, b"\r\n"].concat()),
+    );
+    let whole = crate::Engine::new();
+    whole.load_jsonl(&input).unwrap();
+    let chunk = MAX_LINE_BYTES + 2;
+    assert!(input.len() > 8 * chunk, "several pieces");
+    for step in [1, 7, 4096, usize::MAX] {
+        let streamed = crate::Engine::new();
+        let mut seen: Vec<LoadProgress> = Vec::new();
+        let report = streamed
+            .load_jsonl_reader_in(Trickle(&input, step), chunk, |p| seen.push(*p))
+            .unwrap();
+        assert_eq!(report.records, whole.len());
+        assert_eq!(sorted(&streamed), sorted(&whole), "reads of {step}");
+        assert!(seen.len() > 8 && seen.windows(2).all(|w| w[0].bytes < w[1].bytes));
+        let last = seen.last().unwrap();
+        assert_eq!(last.bytes, input.len() as u64);
+        assert_eq!(last.lines, input.iter().filter(|&&b| b == b'\n').count());
+        streamed.internal_validate().unwrap();
+    }
+    // A bad line in a later piece: the pieces before it are applied, and the error counts
+    // lines over the whole input.
+    let lines: Vec<&[u8]> = jsonl.split(|&b| b == b'\n').collect();
+    let bad_at = lines.len() - 3;
+    let mut broken: Vec<u8> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        broken.extend_from_slice(if i == bad_at { b"{\"taskId\":1}" } else { line });
+        broken.push(b'\n');
+    }
+    let engine = crate::Engine::new();
+    let mut applied = 0;
+    let error = engine
+        .load_jsonl_reader_in(&broken[..], chunk, |p| applied = p.records)
+        .unwrap_err();
+    assert_eq!(error.line, bad_at + 1);
+    assert!(applied > 0 && applied < bad_at, "{applied}");
+    assert_eq!(engine.len(), applied);
+    // A line longer than the limit is refused before it is read whole.
+    let long = format!("{}\n", "x".repeat(3 * chunk));
+    let error = crate::Engine::new()
+        .load_jsonl_reader_in(long.as_bytes(), chunk, |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(error.kind, LoadErrorKind::LineTooLong { .. }),
+        "{error}"
+    );
+    assert_eq!(error.line, 1);
+}
+
+/// A reader that fails is an I/O error, not a panic or a silent end.
+#[test]
+fn a_failing_reader_is_an_io_error() {
+    struct Broken;
+    impl std::io::Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("device gone"))
+        }
+    }
+    let error = crate::Engine::new()
+        .load_jsonl_reader(Broken, |_| {})
+        .unwrap_err();
+    assert_eq!(error.kind, LoadErrorKind::Io("device gone".into()));
 }
