@@ -1,42 +1,87 @@
-//! Times one bulk load of the benchmark fleet into an empty engine, outside criterion: for
-//! A/B runs of two builds and for profilers.
+//! Times bulk loads of the benchmark fleet into one engine, outside criterion: for A/B runs
+//! of two builds, for profilers, and for loads into a store that already holds many tasks.
 //!
 //! ```sh
 //! cargo run --release --example load_fleet -- 1000000
+//! # ten loads of a million devices each into one engine, in the shape that shares nothing:
+//! cargo run --release --example load_fleet -- 10000000 --chunk 1000000 --spread
 //! # instructions of the load alone:
 //! valgrind --tool=callgrind --toggle-collect='*load_jsonl*' target/release/examples/load_fleet 20000
 //! ```
+//!
+//! Each load's JSON Lines are generated before its clock starts.
 
 use std::time::Instant;
 
 use ota_index::fleet::Fleet;
 use ota_index::Engine;
 
+const USAGE: &str = "usage: load_fleet [DEVICES] [--chunk DEVICES] [--spread]";
+
 fn main() {
-    let devices: u64 = match std::env::args().nth(1).map(|s| s.parse()) {
-        None => 100_000,
-        Some(Ok(n)) => n,
-        Some(Err(e)) => {
-            eprintln!("usage: load_fleet [devices]: {e}");
-            std::process::exit(2);
-        }
+    let mut devices: u64 = 100_000;
+    let mut chunk: Option<u64> = None;
+    let mut spread = false;
+    let mut args = std::env::args().skip(1);
+    let bad = |what: String| -> ! {
+        eprintln!("load_fleet: {what}\n{USAGE}");
+        std::process::exit(2);
     };
-    let jsonl = Fleet::new(devices).to_jsonl();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--spread" => spread = true,
+            "--chunk" => {
+                let v = args
+                    .next()
+                    .unwrap_or_else(|| bad("--chunk needs a count".into()));
+                chunk = Some(
+                    v.parse()
+                        .unwrap_or_else(|e| bad(format!("--chunk {v}: {e}"))),
+                );
+            }
+            n => devices = n.parse().unwrap_or_else(|e| bad(format!("{n}: {e}"))),
+        }
+    }
+    let fleet = if spread {
+        Fleet::new(devices).spread()
+    } else {
+        Fleet::new(devices)
+    };
+    let chunk = chunk.unwrap_or(devices).max(1);
     let engine = Engine::new();
-    let start = Instant::now();
-    let report = match engine.load_jsonl(&jsonl) {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("the fleet did not load: {e}");
-            std::process::exit(1);
+    let (mut records, mut bytes, mut spent) = (0, 0, 0.0);
+    let mut start_device = 0;
+    while start_device < devices {
+        let end = devices.min(start_device + chunk);
+        let jsonl = fleet.jsonl_of(start_device..end);
+        let held = engine.len();
+        let start = Instant::now();
+        let report = match engine.load_jsonl(&jsonl) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("the fleet did not load: {e}");
+                std::process::exit(1);
+            }
+        };
+        let took = start.elapsed().as_secs_f64();
+        if chunk < devices {
+            println!(
+                "devices {start_device}..{end}: {} tasks into {held} in {took:.3} s, {:.0} tasks/s",
+                report.records,
+                report.records as f64 / took
+            );
         }
-    };
-    let spent = start.elapsed();
+        records += report.records;
+        bytes += jsonl.len();
+        spent += took;
+        start_device = end;
+    }
+    let m = engine.memory_usage();
     println!(
-        "{devices} devices, {} tasks, {} bytes of JSON Lines: loaded in {:.3} s, {:.0} tasks/s",
-        report.records,
-        jsonl.len(),
-        spent.as_secs_f64(),
-        report.records as f64 / spent.as_secs_f64()
+        "{devices} devices, {records} tasks, {bytes} bytes of JSON Lines: loaded in {spent:.3} s, \
+         {:.0} tasks/s; {:.1} bytes a task",
+        records as f64 / spent,
+        m.total() as f64 / records as f64
     );
+    println!("{m:?}");
 }

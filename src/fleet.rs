@@ -6,6 +6,11 @@
 //! device overall); about 60% of tasks unfinished; each product runs a few upgrade jobs, each
 //! job one firmware of one module, with three source versions. Everything derives from the
 //! seed and the device's index, so device `i` can be regenerated alone.
+//!
+//! [`Fleet::spread`] gives the same devices and task counts a shape with nothing shared:
+//! jobs span products and modules, so nearly every task has its own combination of job,
+//! firmware, product name, module and versions (the worst case for sharing those strings as
+//! one tuple).
 
 use crate::ingest::write_jsonl_record;
 use crate::model::{TaskFields, TaskRecord, TaskStatus, Timestamp};
@@ -37,6 +42,7 @@ pub struct Fleet {
     devices: u64,
     products: u64,
     seed: u64,
+    spread: bool,
 }
 
 /// One device of a [`Fleet`].
@@ -94,7 +100,17 @@ impl Fleet {
             devices,
             products: 200,
             seed: 42,
+            spread: false,
         }
+    }
+
+    /// The same devices and task counts, each task of a job drawn over the whole fleet (a
+    /// job spans products and modules) and a source version drawn apart: almost no two tasks
+    /// share their combination of job, firmware, product name, module and versions.
+    #[must_use]
+    pub fn spread(mut self) -> Fleet {
+        self.spread = true;
+        self
     }
 
     /// The same shape with another seed.
@@ -161,6 +177,9 @@ impl Fleet {
                 // Tasks of one job are created together; devices differ by seconds.
                 let created = EPOCH_MS + job_no as i64 * 3_600_000 + r.below(600_000) as i64;
                 let modified = created + r.below(86_400_000) as i64;
+                if self.spread {
+                    return self.spread_task(&device, k, status, &mut r);
+                }
                 TaskRecord {
                     // In 128 bits: unique for every index (a fleet of any size), and for
                     // the indexes below 2^56 the same ids as ever.
@@ -194,6 +213,45 @@ impl Fleet {
             .collect()
     }
 
+    /// Task `k` of `device` in the [`Fleet::spread`] shape: a job drawn from about one for
+    /// every two devices, so that a job's few tasks fall on any product and module; the
+    /// source version drawn apart from it, the target version the job's firmware's.
+    fn spread_task(
+        &self,
+        device: &FleetDevice,
+        k: u64,
+        status: TaskStatus,
+        r: &mut SplitMix,
+    ) -> TaskRecord {
+        let job_no = r.below((self.devices / 2).max(1));
+        let module_ix = r.below(device.modules.len() as u64);
+        let created = EPOCH_MS + r.below(365 * 86_400_000) as i64;
+        let modified = created + r.below(86_400_000) as i64;
+        TaskRecord {
+            task_id: format!(
+                "{}",
+                1_833_712_077_000_000_000u128 + u128::from(device.index) * 256 + u128::from(k)
+            ),
+            job_id: format!("{}", 1_833_634_000_000_000_000u64.wrapping_add(job_no)),
+            firmware_id: format!("{}", 100_000u64.wrapping_add(job_no)),
+            iot_id: device.iot_id.clone(),
+            product_key: device.product_key.clone(),
+            product_name: format!("Product {}", device.product),
+            device_name: device.device_name.clone(),
+            module_name: device.modules[module_ix as usize].to_owned(),
+            src_version: format!("1.{}.{}", r.below(20), r.below(10)),
+            dest_version: format!("2.{}.{}", job_no % 1000, job_no / 1000 % 100),
+            status,
+            utc_create: Timestamp::from_millis(created),
+            utc_modified: Timestamp::from_millis(modified),
+            iot_instance_id: String::new(),
+            progress: (status == TaskStatus::InProgress).then(|| format!("{}", modified % 100)),
+            task_desc: (status == TaskStatus::Failed)
+                .then(|| FAILURES[job_no as usize % FAILURES.len()].to_owned()),
+            timeout: job_no.is_multiple_of(2).then(|| "1440".to_owned()),
+        }
+    }
+
     /// Every task of the fleet, device by device.
     pub fn tasks(&self) -> impl Iterator<Item = TaskRecord> + '_ {
         (0..self.devices).flat_map(|i| self.device_tasks(i))
@@ -201,8 +259,14 @@ impl Fleet {
 
     /// The fleet as JSON Lines (camelCase), ready for [`Engine::load_jsonl`](crate::Engine).
     pub fn to_jsonl(&self) -> Vec<u8> {
+        self.jsonl_of(0..self.devices)
+    }
+
+    /// The tasks of the devices in `devices` as JSON Lines: a fleet in pieces, for loads
+    /// that stream or come in batches.
+    pub fn jsonl_of(&self, devices: std::ops::Range<u64>) -> Vec<u8> {
         let mut out = Vec::new();
-        for task in self.tasks() {
+        for task in devices.flat_map(|i| self.device_tasks(i)) {
             write_record(&mut out, &task);
             out.push(b'\n');
         }
@@ -288,6 +352,38 @@ mod tests {
         let ids: std::collections::HashSet<&str> =
             tasks.iter().map(|t| t.task_id.as_str()).collect();
         assert_eq!(ids.len(), tasks.len(), "task ids are unique");
+    }
+
+    /// The spread shape: the same devices and task counts, valid tasks, and almost no two
+    /// tasks sharing job, product name, module and versions (98 % of them unique here).
+    #[test]
+    fn the_spread_shape_shares_almost_nothing() {
+        let fleet = Fleet::new(5_000);
+        let spread = fleet.spread();
+        let mut combos = std::collections::HashSet::new();
+        let mut n = 0;
+        for i in 0..5_000 {
+            let (a, b) = (fleet.device_tasks(i), spread.device_tasks(i));
+            assert_eq!(a.len(), b.len());
+            assert_eq!(fleet.device(i), spread.device(i));
+            for t in &b {
+                assert_eq!(t.validate(), Ok(()), "{t:?}");
+                combos.insert((
+                    t.job_id.clone(),
+                    t.product_name.clone(),
+                    t.module_name.clone(),
+                    t.src_version.clone(),
+                    t.dest_version.clone(),
+                ));
+                n += 1;
+            }
+        }
+        assert!(combos.len() * 100 >= n * 98, "{} of {n}", combos.len());
+        let jsonl = spread.to_jsonl();
+        assert_eq!(
+            [spread.jsonl_of(0..1_000), spread.jsonl_of(1_000..5_000)].concat(),
+            jsonl
+        );
     }
 
     /// Every index of `0..device_count()` gives valid tasks with ids of their own, the last
