@@ -54,12 +54,17 @@
 //!
 //! ## Feeding the store
 //!
-//! [`Engine::upsert`] adds or replaces one task by id; a record older (`utcModified`) than the
-//! stored task is dropped and reported as [`UpsertOutcome::Stale`].
+//! [`Engine::upsert`] adds or replaces one task by id; the records of a task are ordered
+//! totally ([`Record::cmp_version`]: `utcModified`, status rank, the other fields), a lesser
+//! one is dropped as [`UpsertOutcome::Stale`] and an equal one is a no-op, so an
+//! at-least-once stream's replays and reorderings end in the same store.
 //! [`Engine::write_batch`] applies a stream's events a batch at a time, all or nothing, with
-//! the outcome of upserting them one by one; [`Engine::load_jsonl`] loads JSON Lines all or
-//! nothing; [`Engine::remove`] deletes a task. Every refused write names the field at fault
-//! (and the line) and changes nothing. Once a service's initial load is in,
+//! the outcome of upserting them one by one; [`Engine::load_jsonl_reader`] streams JSON Lines
+//! of any size (records and removals); [`Engine::remove_task`] and [`Engine::remove_device`]
+//! remove as of an instant, leaving tombstones; [`Engine::dump_jsonl`] writes the store back
+//! out. [`EngineBuilder::retention`] sets a horizon past which finished tasks and tombstones
+//! are forgotten, their memory reused. Every refused write names the field at fault (and the
+//! line) and changes nothing. Once a service's initial load is in,
 //! [`Engine::shrink_to_fit`] gives back its growth slack and moves the large columns onto
 //! 2 MiB pages (Linux; [`mapped_bytes`] counts them).
 //!
@@ -139,8 +144,8 @@ mod table;
 pub mod reference {}
 
 pub use engine::{
-    default_shards, Binding, DeviceHint, Engine, HeldDevice, MemoryUsage, Removal, TaskFilter,
-    TaskView, Unfinished, UpsertOutcome, Write, WriteError, WriteSummary,
+    default_shards, Binding, DeviceHint, Engine, EngineBuilder, HeldDevice, MemoryUsage, Removal,
+    TaskFilter, TaskView, Unfinished, UpsertOutcome, Write, WriteError, WriteSummary,
 };
 pub use ingest::{
     DumpReport, LoadError, LoadErrorKind, LoadProgress, LoadReport, LOAD_CHUNK_BYTES,

@@ -192,6 +192,90 @@ impl Engine {
         get: impl Fn(usize) -> RecordRef<'r>,
         prefetch: impl Fn(usize, bool),
     ) -> Result<WriteSummary, (usize, WriteError)> {
+        if self.inner.horizon.is_none() || n == 0 {
+            return self.write_batch_kept(n, validated, get, prefetch);
+        }
+        // Each record is judged against the clock as the records before it leave it (as one
+        // by one): past the horizon, it is stale before any check but its fields', and
+        // changes nothing, so the batch is the others'.
+        let mut clock = self.inner.writer.lock().retention.clock;
+        let horizon = self.inner.horizon.unwrap_or(i64::MAX);
+        let mut kept: Vec<u32> = Vec::new();
+        let mut past = Vec::new();
+        for i in 0..n {
+            let at = get(i).utc_modified;
+            let cut = clock.map(|c| c.as_millis().saturating_sub(horizon));
+            if cut.is_some_and(|cut| at.as_millis() < cut) {
+                if past.is_empty() {
+                    kept = (0..i as u32).collect();
+                }
+                past.push(i);
+            } else if !past.is_empty() {
+                kept.push(i as u32);
+            }
+            clock = clock.max(Some(at));
+        }
+        let Some(newest) = clock else {
+            return Ok(WriteSummary::default());
+        };
+        let summary = if past.is_empty() {
+            self.write_batch_kept(n, validated, get, prefetch)?
+        } else {
+            if !validated {
+                self.check_past_horizon(&past, &kept, &get)?;
+            }
+            let at = |j: usize| kept[j] as usize;
+            let mut done = self
+                .write_batch_kept(
+                    kept.len(),
+                    validated,
+                    |j| get(at(j)),
+                    |j, last| prefetch(at(j), last),
+                )
+                .map_err(|(j, e)| (at(j), e))?;
+            done.stale += past.len();
+            done
+        };
+        self.advance_clock(&mut self.inner.writer.lock(), newest, n);
+        Ok(summary)
+    }
+
+    /// The field rules of a batch's records past the horizon (`past`, ascending), reported
+    /// in the order one by one would meet them: a fault of a record within the horizon
+    /// before the first bad one (`kept`, the others' indexes) comes first, and is left for
+    /// the batch to report.
+    fn check_past_horizon<'r>(
+        &self,
+        past: &[usize],
+        kept: &[u32],
+        get: &impl Fn(usize) -> RecordRef<'r>,
+    ) -> Result<(), (usize, WriteError)> {
+        let Some((bad, e)) = past
+            .iter()
+            .find_map(|&i| get(i).validate().err().map(|e| (i, e)))
+        else {
+            return Ok(());
+        };
+        let before = kept.partition_point(|&j| (j as usize) < bad);
+        let at = |j: usize| kept[j] as usize;
+        if (0..before).any(|j| get(at(j)).validate().is_err()) {
+            return Ok(());
+        }
+        if let Some((j, conflict)) = self.first_identity_conflict(before, |j| get(at(j))) {
+            return Err((at(j), conflict));
+        }
+        Err((bad, WriteError::from(e)))
+    }
+
+    /// [`Engine::write_batch_by`] of records within the retention horizon (or of an
+    /// engine without one).
+    fn write_batch_kept<'r>(
+        &self,
+        n: usize,
+        validated: bool,
+        get: impl Fn(usize) -> RecordRef<'r>,
+        prefetch: impl Fn(usize, bool),
+    ) -> Result<WriteSummary, (usize, WriteError)> {
         {
             let dir = self.inner.writer.lock();
             if let Some(plan) = self.plan_in_place(&dir, n, &get) {

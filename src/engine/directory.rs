@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 use hashbrown::HashMap;
 
 use super::remove::Tombstones;
+use super::retention::Retention;
 use super::Engine;
 use crate::store::{DeviceIdx, InstanceId, RowIdx};
 use crate::table::tagtable::TagTable;
@@ -28,6 +29,8 @@ pub(super) struct Directory {
     pub(super) table: TagTable,
     /// The removals' tombstones (only writers read them).
     pub(super) tombs: Tombstones,
+    /// The clock and the sweep of the retention horizon.
+    pub(super) retention: Retention,
 }
 
 /// (instance, productKey, deviceName) → device, for queries by name.

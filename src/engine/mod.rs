@@ -55,6 +55,7 @@ mod error;
 mod memory;
 mod read;
 mod remove;
+mod retention;
 mod write;
 mod writes;
 
@@ -62,7 +63,9 @@ mod writes;
 mod tests;
 
 use std::hash::BuildHasher;
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 use parking_lot::{Mutex, RwLock};
@@ -115,6 +118,11 @@ struct Inner {
     pairs: Box<[Padded<SlotLock<PairShard>>]>,
     instances: RwLock<Instances>,
     writer: Mutex<Directory>,
+    /// The retention horizon in milliseconds; `None`: keep everything.
+    horizon: Option<i64>,
+    /// Clock − horizon in milliseconds, for readers (`i64::MIN` while there is none):
+    /// finished tasks modified before it are forgotten.
+    cutoff: AtomicI64,
 }
 
 /// The in-memory task index. Cheap to clone (an `Arc`), `Send + Sync`: share one per process.
@@ -132,6 +140,49 @@ struct Inner {
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
+}
+
+/// Settings of an [`Engine`] ([`Engine::builder`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use ota_index::Engine;
+///
+/// let engine = Engine::builder()
+///     .shards(8)
+///     .retention(Duration::from_secs(30 * 86_400))
+///     .build();
+/// assert_eq!(engine.shards(), 8);
+/// assert_eq!(engine.retention(), Some(Duration::from_secs(30 * 86_400)));
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct EngineBuilder {
+    shards: Option<usize>,
+    retention: Option<Duration>,
+}
+
+impl EngineBuilder {
+    /// The shard count (at least 1, at most 4096; default [`default_shards`]).
+    pub fn shards(mut self, shards: usize) -> EngineBuilder {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// A retention horizon (reference section 2; default none, keep everything): once the
+    /// store's clock ([`Engine::clock`], the newest `utcModified` accepted) is past a
+    /// finished task's or a tombstone's `utcModified` by more than `horizon`, the task or
+    /// tombstone is forgotten and its memory reused, and a record older than clock −
+    /// `horizon` is stale on arrival. Milliseconds count; finer parts are dropped.
+    pub fn retention(mut self, horizon: Duration) -> EngineBuilder {
+        self.retention = Some(horizon);
+        self
+    }
+
+    /// The engine.
+    pub fn build(&self) -> Engine {
+        Engine::from_builder(self)
+    }
 }
 
 impl Default for Engine {
@@ -157,7 +208,16 @@ impl Engine {
 
     /// An empty engine with `shards` shards (at least 1, at most 4096).
     pub fn with_shards(shards: usize) -> Engine {
-        let shards = shards.clamp(1, 4096);
+        Engine::builder().shards(shards).build()
+    }
+
+    /// An [`EngineBuilder`], for a shard count or a retention horizon.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    fn from_builder(b: &EngineBuilder) -> Engine {
+        let shards = b.shards.unwrap_or_else(default_shards).clamp(1, 4096);
         let shard_bits = usize::BITS - (shards - 1).leading_zeros();
         let capacity = MAX_ADDR >> shard_bits;
         let hasher = DefaultHashBuilder::default();
@@ -177,6 +237,8 @@ impl Engine {
                 writer: Mutex::new(Directory::default()),
                 shard_bits,
                 hasher,
+                horizon: b.retention.map(retention::horizon_millis),
+                cutoff: AtomicI64::new(i64::MIN),
             }),
         }
     }

@@ -188,7 +188,8 @@ impl Engine {
         Ok(self.unfinished(query)?.len())
     }
 
-    /// Counts tasks of the whole instance by status, module and job, from the bitmaps.
+    /// Counts tasks of the whole instance by status, module and job, from the bitmaps
+    /// (finished tasks past a retention horizon count until freed, as for [`Engine::len`]).
     ///
     /// ```
     /// use ota_index::{Engine, StatusSet, TaskFilter};
@@ -322,6 +323,9 @@ impl Engine {
         let loc = self.find_task(&dir, inst, task_id)?;
         let (shard, row) = self.unloc(loc);
         let guard = self.inner.shards[shard].0.read();
+        if guard.row_forgotten(RowIdx(row), self.read_cutoff()) {
+            return None;
+        }
         Some(TaskView::new(&guard, RowIdx(row), instance).to_record())
     }
 
@@ -330,9 +334,10 @@ impl Engine {
     pub fn tasks(&self) -> Vec<TaskRecord> {
         let names: Vec<Box<str>> = self.inner.instances.read().names.clone();
         let mut out = Vec::with_capacity(self.len());
+        let cutoff = self.read_cutoff();
         for s in self.inner.shards.iter() {
             let shard = s.0.read();
-            for row in shard.rows() {
+            for row in shard.rows().filter(|&r| !shard.row_forgotten(r, cutoff)) {
                 let instance = names
                     .get(shard.row_instance(row).idx())
                     .map_or("", |n| &**n);
@@ -353,6 +358,7 @@ impl Engine {
         mut visit: impl FnMut(&TaskView<'_>),
     ) -> bool {
         let names: Vec<Box<str>> = self.inner.instances.read().names.clone();
+        let cutoff = self.read_cutoff();
         while let Some(lock) = self.inner.shards.get(cursor.shard) {
             let shard = lock.0.read();
             let rows = shard.rows_from(cursor.row);
@@ -361,6 +367,9 @@ impl Engine {
                 if seen == max {
                     cursor.row = row.0;
                     return true;
+                }
+                if shard.row_forgotten(row, cutoff) {
+                    continue;
                 }
                 let instance = names
                     .get(shard.row_instance(row).idx())
@@ -377,7 +386,10 @@ impl Engine {
         false
     }
 
-    /// The number of stored tasks, finished ones included.
+    /// The number of stored tasks, finished ones included. With a retention horizon, a
+    /// finished task past it counts until the sweep frees its row
+    /// ([`Engine::forget_expired`] frees them all at once); reads that list tasks skip it
+    /// from the moment the clock passes it.
     pub fn len(&self) -> usize {
         self.inner
             .shards

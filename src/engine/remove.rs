@@ -161,6 +161,42 @@ impl Tombstones {
         }
     }
 
+    /// Tombstones held, over every map.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets every tombstone, and every version deleted with its device, older than
+    /// `cutoff` (the retention horizon): a record they would cover is older still, so stale
+    /// on arrival without them. Visits every tombstone once.
+    pub(super) fn forget_before(&mut self, cutoff: Timestamp) {
+        let mut len = 0;
+        for t in self.tasks.values_mut() {
+            t.retain(|_, at| *at >= cutoff);
+            len += t.len();
+        }
+        for d in self.deleted.values_mut() {
+            d.retain(|_, v| v.utc_modified >= cutoff);
+            len += d.len();
+        }
+        for d in self.devices.values_mut() {
+            d.retain(|_, tomb| tomb.at >= cutoff);
+            len += d.len();
+        }
+        for by_key in self.pairs.values_mut() {
+            for names in by_key.values_mut() {
+                names.retain(|_, at| *at >= cutoff);
+                len += names.len();
+            }
+            by_key.retain(|_, names| !names.is_empty());
+        }
+        self.tasks.retain(|_, t| !t.is_empty());
+        self.deleted.retain(|_, d| !d.is_empty());
+        self.devices.retain(|_, d| !d.is_empty());
+        self.pairs.retain(|_, p| !p.is_empty());
+        self.len = len;
+    }
+
     /// Every task version deleted with its device: (instance, the version).
     pub(super) fn deleted_versions(&self) -> impl Iterator<Item = (InstanceId, &TaskRecord)> {
         self.deleted
@@ -218,12 +254,20 @@ impl Engine {
         let dir = self.inner.writer.lock();
         let names: Vec<Box<str>> = self.inner.instances.read().names.clone();
         let name = |inst: InstanceId| names.get(inst.idx()).map_or("", |n| &**n);
+        // Past the retention horizon, a tombstone is forgotten whether purged yet or not.
+        let kept = |at: Timestamp| self.cutoff(&dir).is_none_or(|cut| at >= cut);
         for (inst, version) in dir.tombs.deleted_versions() {
+            if !kept(version.utc_modified) {
+                continue;
+            }
             let mut record = version.as_ref();
             record.iot_instance_id = name(inst);
             visit(Write::Record(record));
         }
         for (inst, iot_id, tomb) in dir.tombs.device_tombs() {
+            if !kept(tomb.at) {
+                continue;
+            }
             visit(Write::RemoveDevice {
                 instance: name(inst),
                 iot_id,
@@ -232,6 +276,9 @@ impl Engine {
             });
         }
         for (inst, task_id, at) in dir.tombs.task_tombs() {
+            if !kept(at) {
+                continue;
+            }
             visit(Write::RemoveTask {
                 instance: name(inst),
                 task_id,
@@ -266,7 +313,9 @@ impl Engine {
         check_removal((Field::TaskId, task_id), instance, utc_modified)?;
         let mut dir = self.inner.writer.lock();
         let inst = self.instance_for_write(instance);
-        Ok(self.remove_task_locked(&mut dir, inst, task_id, utc_modified))
+        let removal = self.remove_task_locked(&mut dir, inst, task_id, utc_modified);
+        self.advance_clock(&mut dir, utc_modified, 1);
+        Ok(removal)
     }
 
     /// Removes device `iot_id` of `instance` as of `utc_modified` (reference section 2):
@@ -307,7 +356,9 @@ impl Engine {
         }
         let mut dir = self.inner.writer.lock();
         let inst = self.instance_for_write(instance);
-        Ok(self.remove_device_locked(&mut dir, inst, iot_id, pair, utc_modified))
+        let removal = self.remove_device_locked(&mut dir, inst, iot_id, pair, utc_modified);
+        self.advance_clock(&mut dir, utc_modified, 1);
+        Ok(removal)
     }
 
     pub(super) fn remove_task_locked(
@@ -322,12 +373,21 @@ impl Engine {
             return Removal::default();
         };
         let (shard, row) = self.unloc(loc);
-        if self.inner.shards[shard].0.read().row_modified(RowIdx(row)) > at {
+        let (newer, forgotten) = {
+            let shard = self.inner.shards[shard].0.read();
+            let cut = self.cutoff(dir).map_or(i64::MIN, Timestamp::as_millis);
+            (
+                shard.row_modified(RowIdx(row)) > at,
+                shard.row_forgotten(RowIdx(row), cut),
+            )
+        };
+        if newer && !forgotten {
             return Removal::default();
         }
         self.delete_task(dir, instance, task_id, loc);
         Removal {
-            tasks: 1,
+            // A task past the retention horizon was forgotten already.
+            tasks: usize::from(!forgotten),
             unbound: false,
         }
     }
@@ -341,6 +401,7 @@ impl Engine {
         at: Timestamp,
     ) -> Removal {
         let s = self.shard_index(iot_id);
+        let cut = self.cutoff(dir).map_or(i64::MIN, Timestamp::as_millis);
         let found = {
             let shard = self.inner.shards[s].0.read();
             shard.find_device(instance, iot_id).map(|d| {
@@ -348,14 +409,16 @@ impl Engine {
                     shard.device_product_key(d).to_owned(),
                     shard.device_name(d).to_owned(),
                 );
-                // Each task of the device, and its version when the removal deletes it.
-                let rows: Vec<(RowIdx, Box<str>, Option<TaskRecord>)> = shard
+                // Each task of the device, its version when the removal deletes it, and
+                // whether it was forgotten already (past the retention horizon).
+                let rows: Vec<(RowIdx, Box<str>, Option<TaskRecord>, bool)> = shard
                     .device_rows(d)
                     .into_iter()
                     .map(|r| {
-                        let deleted = (shard.row_modified(r) <= at)
+                        let forgotten = shard.row_forgotten(r, cut);
+                        let deleted = (shard.row_modified(r) <= at && !forgotten)
                             .then(|| TaskView::new(&shard, r, "").to_record());
-                        (r, shard.row_id(r).as_str().into(), deleted)
+                        (r, shard.row_id(r).as_str().into(), deleted, forgotten)
                     })
                     .collect();
                 (d, bound, rows, shard.device_bound_at(d))
@@ -371,12 +434,14 @@ impl Engine {
         // Unbound when no record naming it bound is newer than the removal: then none of its
         // tasks is either, whatever order the removal and the records came in.
         let unbinds = bound_at <= at;
-        debug_assert!(!unbinds || rows.iter().all(|(_, _, deleted)| deleted.is_some()));
-        for (row, task_id, deleted) in rows {
+        debug_assert!(!unbinds || rows.iter().all(|(_, _, v, gone)| v.is_some() || *gone));
+        for (row, task_id, deleted, forgotten) in rows {
             if let Some(version) = deleted {
                 self.delete_task(dir, instance, &task_id, self.loc(s, row.0));
                 dir.tombs.remember_deleted(instance, version);
                 removal.tasks += 1;
+            } else if forgotten {
+                self.delete_task(dir, instance, &task_id, self.loc(s, row.0));
             }
         }
         if unbinds {
@@ -388,7 +453,13 @@ impl Engine {
 
     /// Deletes the stored task at `loc` (task `task_id` of `instance`) from the directory and
     /// its shard.
-    fn delete_task(&self, dir: &mut Directory, instance: InstanceId, task_id: &str, loc: Loc) {
+    pub(super) fn delete_task(
+        &self,
+        dir: &mut Directory,
+        instance: InstanceId,
+        task_id: &str,
+        loc: Loc,
+    ) {
         // Unlink from the directory first: the entry's hash is read from the row.
         dir.table.remove(self.task_hash(instance, task_id), loc.0);
         let (shard, row) = self.unloc(loc);

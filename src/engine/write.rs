@@ -126,6 +126,50 @@ impl Engine {
 
     /// [`Engine::upsert`] for a borrowed record.
     pub fn upsert_ref(&self, record: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
+        if self.inner.horizon.is_none() {
+            return self.upsert_kept(record);
+        }
+        let dir = self.inner.writer.lock();
+        if let Some(cut) = self.cutoff(&dir).filter(|&cut| record.utc_modified < cut) {
+            // Past the horizon: stale before any check but its fields', binding nothing
+            // (it can no longer be told from a record of a removed device or task).
+            drop(dir);
+            record.validate()?;
+            return Ok(UpsertOutcome::Stale { stored: cut });
+        }
+        drop(dir);
+        self.free_if_forgotten(record);
+        let outcome = self.upsert_kept(record)?;
+        self.advance_clock(&mut self.inner.writer.lock(), record.utc_modified, 1);
+        Ok(outcome)
+    }
+
+    /// Frees the record's task now if it is stored but past the retention horizon (the
+    /// sweep has not reached it), so that the record is told it adds the task.
+    fn free_if_forgotten(&self, record: &RecordRef<'_>) {
+        let mut dir = self.inner.writer.lock();
+        let (Some(cut), Some(instance)) = (
+            self.cutoff(&dir),
+            self.known_instance(record.iot_instance_id),
+        ) else {
+            return;
+        };
+        let Some(loc) = self.find_task(&dir, instance, record.task_id) else {
+            return;
+        };
+        let (shard, row) = self.unloc(loc);
+        let forgotten = self.inner.shards[shard]
+            .0
+            .read()
+            .row_forgotten(RowIdx(row), cut.as_millis());
+        if forgotten {
+            self.delete_task(&mut dir, instance, record.task_id, loc);
+        }
+    }
+
+    /// [`Engine::upsert_ref`] of a record within the retention horizon (or of an engine
+    /// without one).
+    fn upsert_kept(&self, record: &RecordRef<'_>) -> Result<UpsertOutcome, WriteError> {
         let mut dir = self.inner.writer.lock();
         if !dir.tombs.is_empty() {
             // A record a tombstone covers is stale before any check but its fields'.

@@ -184,6 +184,20 @@ impl Shard {
         Timestamp::from_millis(self.rows[r.idx()].modified())
     }
 
+    /// Rows held, live or free (one past the highest row index).
+    pub(crate) fn row_slots(&self) -> u32 {
+        self.rows.len() as u32
+    }
+
+    /// True when row `r` holds a finished task modified before `cutoff_ms` (the retention
+    /// horizon's cutoff): a task forgotten, whose row the sweep frees.
+    pub(crate) fn row_forgotten(&self, r: RowIdx, cutoff_ms: i64) -> bool {
+        let row = &self.rows[r.idx()];
+        row.status() != FREE_ROW
+            && row.modified() < cutoff_ms
+            && !self.row_status(r).is_unfinished()
+    }
+
     /// Every live row from row `from` on.
     pub(crate) fn rows_from(&self, from: u32) -> impl Iterator<Item = RowIdx> + '_ {
         let from = (from as usize).min(self.rows.len());
