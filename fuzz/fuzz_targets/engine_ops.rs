@@ -60,6 +60,8 @@ struct Rec {
     job: bool,
     dest: bool,
     src: bool,
+    /// Which optional fields are known (bits: progress, taskDesc, timeout).
+    extras: u8,
 }
 
 impl Rec {
@@ -81,9 +83,10 @@ impl Rec {
             utc_create: Timestamp::from_millis(BASE_MS + i64::from(self.created % 3) * 1000),
             utc_modified: Timestamp::from_millis(BASE_MS + i64::from(self.modified % 4) * 1000),
             iot_instance_id: INSTANCES[inst].into(),
-            progress: None,
-            task_desc: None,
-            timeout: None,
+            // Optional fields of equal records but for them order the records too.
+            progress: (self.extras & 1 != 0).then(|| "50".into()),
+            task_desc: (self.extras & 2 != 0).then(|| "The device is offline.".into()),
+            timeout: (self.extras & 4 != 0).then(|| "1440".into()),
         }
     }
 }
@@ -124,7 +127,18 @@ struct Input {
 
 /// A record's place in the order of a task's records: `utcModified`, the status's rank,
 /// then the other fields in table order, as bytes.
-fn version(r: &TaskRecord) -> (Timestamp, u8, [&str; 10], Timestamp) {
+/// The order of section 2: time, status rank, the other fields, then the optional fields
+/// (an absent one first).
+#[allow(clippy::type_complexity)]
+fn version(
+    r: &TaskRecord,
+) -> (
+    Timestamp,
+    u8,
+    [&str; 10],
+    Timestamp,
+    [Option<&str>; 3],
+) {
     (
         r.utc_modified,
         r.status as u8,
@@ -141,6 +155,11 @@ fn version(r: &TaskRecord) -> (Timestamp, u8, [&str; 10], Timestamp) {
             &r.dest_version,
         ],
         r.utc_create,
+        [
+            r.progress.as_deref(),
+            r.task_desc.as_deref(),
+            r.timeout.as_deref(),
+        ],
     )
 }
 
@@ -330,6 +349,15 @@ fn json_line(r: &TaskRecord, pascal: bool) -> String {
     if !r.iot_instance_id.is_empty() {
         fields.push((Field::IotInstanceId, r.iot_instance_id.clone()));
     }
+    for (field, value) in [
+        (Field::Progress, &r.progress),
+        (Field::TaskDesc, &r.task_desc),
+        (Field::Timeout, &r.timeout),
+    ] {
+        if let Some(v) = value {
+            fields.push((field, v.clone()));
+        }
+    }
     let body: Vec<String> = fields
         .into_iter()
         .map(|(f, v)| {
@@ -337,7 +365,8 @@ fn json_line(r: &TaskRecord, pascal: bool) -> String {
             format!("{}:{}", serde_json::json!(k), serde_json::json!(v))
         })
         .collect();
-    format!("{{{},\"progress\":\"0.5\"}}", body.join(","))
+    // An unknown key, ignored whatever its value.
+    format!("{{{},\"rolloutRate\":\"0.5\"}}", body.join(","))
 }
 
 fn stamp(t: Timestamp) -> String {
@@ -519,6 +548,7 @@ fuzz_target!(|input: Input| {
                                 job: false,
                                 dest: false,
                                 src: false,
+                                extras: 0,
                             }
                             .record()
                         });
@@ -574,6 +604,7 @@ fuzz_target!(|input: Input| {
                                 job: true,
                                 dest: true,
                                 src: true,
+                                extras: 7,
                             }
                             .record()
                         });
