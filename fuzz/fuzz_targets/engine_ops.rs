@@ -130,15 +130,7 @@ struct Input {
 /// The order of section 2: time, status rank, the other fields, then the optional fields
 /// (an absent one first).
 #[allow(clippy::type_complexity)]
-fn version(
-    r: &TaskRecord,
-) -> (
-    Timestamp,
-    u8,
-    [&str; 10],
-    Timestamp,
-    [Option<&str>; 3],
-) {
+fn version(r: &TaskRecord) -> (Timestamp, u8, [&str; 10], Timestamp, [Option<&str>; 3]) {
     (
         r.utc_modified,
         r.status as u8,
