@@ -5,6 +5,8 @@
 //! cargo run --release --example load_fleet -- 1000000
 //! # ten loads of a million devices each into one engine, in the shape that shares nothing:
 //! cargo run --release --example load_fleet -- 10000000 --chunk 1000000 --spread
+//! # the fleet written to a file instead (for `query --data`, or a streamed load):
+//! cargo run --release --example load_fleet -- 31000000 --write /tmp/fleet.jsonl
 //! # instructions of the load alone:
 //! valgrind --tool=callgrind --toggle-collect='*load_jsonl*' target/release/examples/load_fleet 20000
 //! ```
@@ -16,12 +18,13 @@ use std::time::Instant;
 use ota_index::fleet::Fleet;
 use ota_index::Engine;
 
-const USAGE: &str = "usage: load_fleet [DEVICES] [--chunk DEVICES] [--spread]";
+const USAGE: &str = "usage: load_fleet [DEVICES] [--chunk DEVICES] [--spread] [--write FILE]";
 
 fn main() {
     let mut devices: u64 = 100_000;
     let mut chunk: Option<u64> = None;
     let mut spread = false;
+    let mut write: Option<String> = None;
     let mut args = std::env::args().skip(1);
     let bad = |what: String| -> ! {
         eprintln!("load_fleet: {what}\n{USAGE}");
@@ -30,6 +33,12 @@ fn main() {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--spread" => spread = true,
+            "--write" => {
+                write = Some(
+                    args.next()
+                        .unwrap_or_else(|| bad("--write needs a path".into())),
+                )
+            }
             "--chunk" => {
                 let v = args
                     .next()
@@ -48,6 +57,10 @@ fn main() {
         Fleet::new(devices)
     };
     let chunk = chunk.unwrap_or(devices).max(1);
+    if let Some(path) = write {
+        write_fleet(&fleet, devices, &path);
+        return;
+    }
     let engine = Engine::new();
     let (mut records, mut bytes, mut spent) = (0, 0, 0.0);
     let mut start_device = 0;
@@ -84,4 +97,28 @@ fn main() {
         m.total() as f64 / records as f64
     );
     println!("{m:?}");
+}
+
+/// Writes the fleet's JSON Lines to `path`, 100,000 devices at a time.
+fn write_fleet(fleet: &Fleet, devices: u64, path: &str) {
+    use std::io::Write as _;
+    let file = std::fs::File::create(path).unwrap_or_else(|e| {
+        eprintln!("load_fleet: {path}: {e}");
+        std::process::exit(1);
+    });
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut bytes = 0;
+    for start in (0..devices).step_by(100_000) {
+        let jsonl = fleet.jsonl_of(start..devices.min(start + 100_000));
+        bytes += jsonl.len();
+        if let Err(e) = out.write_all(&jsonl) {
+            eprintln!("load_fleet: {path}: {e}");
+            std::process::exit(1);
+        }
+    }
+    if let Err(e) = out.flush() {
+        eprintln!("load_fleet: {path}: {e}");
+        std::process::exit(1);
+    }
+    println!("{devices} devices, {bytes} bytes of JSON Lines written to {path}");
 }
