@@ -288,12 +288,15 @@ impl TagTable {
     /// and room for the addresses to come, rehashing every live entry.
     fn rebuild(&mut self, n: usize, addr: u32, rehash: &impl Fn(u32) -> u64) {
         let field = self.field;
-        let live: Vec<u32> = self
+        let mut live: Vec<u32> = self
             .slots
             .iter()
             .filter(|&&e| e != EMPTY && e & field != field)
             .map(|&e| (e & field) - 1)
             .collect();
+        // Rehashed in address order: `rehash` reads each entry's key where the address
+        // points, so the reads walk the keys' arrays in order instead of at random.
+        live.sort_unstable();
         let largest = live.iter().copied().chain([addr]).max().unwrap_or(0);
         let buckets = Self::buckets_for(n.max(live.len()));
         // Room for addresses up to four times the largest so far and four times the buckets
