@@ -60,10 +60,11 @@ fn ingest(c: &mut Criterion) {
         let tasks = fleet.tasks().count() as u64;
 
         // Bulk loads: every iteration loads the whole fleet into an empty store; the store is
-        // dropped outside the timed span.
+        // dropped outside the timed span. `load-spread`: the same devices and task counts in
+        // the shape that shares nothing (`Fleet::spread`).
         group.sampling_mode(SamplingMode::Flat);
-        {
-            let jsonl = timed(&format!("fleet JSON Lines, {devices} devices"), || {
+        for (name, fleet) in [("load", fleet), ("load-spread", fleet.spread())] {
+            let jsonl = timed(&format!("{name} JSON Lines, {devices} devices"), || {
                 fleet.to_jsonl()
             });
             eprintln!("[bench] {} bytes of JSON Lines, {tasks} tasks", jsonl.len());
@@ -74,7 +75,7 @@ fn ingest(c: &mut Criterion) {
                 assert_eq!(check.len() as u64, tasks, "{report:?}");
                 drop(check);
                 group.bench_function(
-                    BenchmarkId::new(format!("load/{OTA_INDEX}"), devices),
+                    BenchmarkId::new(format!("{name}/{OTA_INDEX}"), devices),
                     |b| {
                         b.iter_custom(|iters| {
                             let mut spent = Duration::ZERO;
@@ -95,7 +96,7 @@ fn ingest(c: &mut Criterion) {
                 assert_eq!(check.load_jsonl(&jsonl), Ok(tasks as usize));
                 assert_eq!(check.len() as u64, tasks);
                 drop(check);
-                group.bench_function(BenchmarkId::new(format!("load/{NAIVE}"), devices), |b| {
+                group.bench_function(BenchmarkId::new(format!("{name}/{NAIVE}"), devices), |b| {
                     b.iter_custom(|iters| {
                         let mut spent = Duration::ZERO;
                         for _ in 0..iters {
